@@ -1,0 +1,56 @@
+"""The software and hardware a run used (`env.json`): enough to tell two runs' setups apart.
+
+Git commit and dirty flag of the code, Python, PyTorch, CUDA and cuDNN versions, and the device. A field that
+cannot be known here (no git, no CUDA) is null rather than a guess.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import rir
+
+_REPO = Path(rir.__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(_REPO), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def device_name(device: torch.device) -> str:
+    """A human name for the device: the GPU model, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def environment(device: torch.device) -> dict:
+    """The contents of env.json."""
+    commit = _git("rev-parse", "HEAD")
+    # Only tracked files count: untracked outputs (data, results) do not change the code that ran.
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    cuda = torch.cuda.is_available()
+    return {
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+        "rir_version": rir.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "device": str(device),
+        "device_name": device_name(device),
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "cpu_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
