@@ -1,0 +1,33 @@
+# The reproduction of "Resnet in Resnet" (arXiv:1603.08029) as one DAG:
+# fetch -> prepare -> train (one job per run) -> evaluate -> ablate -> tables -> figures -> report.
+# Every rule is a thin call of a `rir` command; all logic lives in the `rir` package. The runs come from
+# params.yaml through rir.config.expand_runs, the same expansion `rir dvc` writes into dvc.yaml.
+#   snakemake --cores all                          the paper profile (real CIFAR; a GPU box)
+#   snakemake --cores all --config profile=smoke   synthetic data, tiny nets: the whole DAG on a laptop
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.json")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{REPORTS}/index.html",
+
+
+rule gridsearch:
+    # Optional: the paper's hyperparameter search on a held-out 45k/5k split (params.yaml optional_families).
+    input:
+        expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(GRIDSEARCH_RUNS)),

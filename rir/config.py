@@ -1,0 +1,181 @@
+"""params.yaml: load it safely, validate it against its JSON Schema, apply a profile, expand the grid to runs.
+
+Snakemake and DVC both build their DAGs from `expand_runs`, so the two tools always name the same runs.
+A run is identified by its content: model, model overrides, recipe overrides, dataset and seed. The same run
+requested by several families (the wide RiR of Tables 1-3, the 2-layer blocks of Table 3 and Figure 4) is
+trained once. The run id is readable and safe as a file name, a Snakemake wildcard and a DVC stage name
+(letters, digits, `_` and `-` only): `rir_18__layers_per_block-4__cifar10__s0`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rir.errors import UserError
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the grid, fully resolved for a profile."""
+
+    run_id: str
+    model: str
+    dataset: str
+    seed: int
+    model_overrides: dict[str, Any]  # the family grid's overrides, then the profile's (e.g. width_scale)
+    recipe: dict[str, Any]  # the profile's recipe with the family's recipe overrides applied
+    families: tuple[str, ...] = field(default=())  # every family that asked for this run
+    ablate: bool = False  # Figure 3 ablates this run
+
+    def train_options(self) -> dict[str, Any]:
+        """The options `rir train` needs: a dict that `rir.train.TrainConfig.from_dict` accepts."""
+        return {
+            **self.recipe,
+            "model": self.model,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "model_overrides": dict(self.model_overrides),
+        }
+
+    def fingerprint(self) -> str:
+        """The resolved configuration as canonical JSON: Snakemake reruns a job when it changes."""
+        return json.dumps(self.train_options(), sort_keys=True, separators=(",", ":"))
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml with the safe YAML loader and validate it; UserError names any fault."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such params file") from None
+    try:
+        params = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    validate_params(params, source=str(path))
+    return params
+
+
+def validate_params(params: Any, source: str = "params.yaml") -> None:
+    """Validate against the JSON Schema; the first error is reported by its key path and reason."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise UserError(f"{source}: {key}: {err.message}")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `override` merged in; nested dicts merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_profile(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
+    """params with the chosen profile's keys merged over the top; `profile` defaults to params['profile']."""
+    name = profile or params.get("profile", "paper")
+    profiles = params.get("profiles", {})
+    if name not in profiles:
+        raise UserError(f"unknown profile {name!r}; params.yaml defines: {', '.join(sorted(profiles))}")
+    base = {k: v for k, v in params.items() if k != "profiles"}
+    resolved = deep_merge(base, profiles[name])
+    resolved["profile"] = name
+    return resolved
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(_format_value(v) for v in value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return _SAFE_ID.sub("_", str(value).replace(".", "p"))
+
+
+def make_run_id(model: str, dataset: str, seed: int, overrides: dict[str, Any]) -> str:
+    """`model[__key-value...]__dataset__sSEED`, keys sorted; model, recipe and family overrides alike."""
+    parts = [model, *(f"{k}-{_format_value(v)}" for k, v in sorted(overrides.items())), dataset, f"s{seed}"]
+    return "__".join(parts)
+
+
+def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) -> list[RunSpec]:
+    grid = family.get("grid", {})
+    keys = sorted(grid)
+    recipe_keys = set(resolved["recipe"]) | {"weight_decay", "holdout"}
+    runs = []
+    for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+        point = dict(zip(keys, values, strict=True))
+        family_recipe = {**family.get("recipe", {}), **{k: v for k, v in point.items() if k in recipe_keys}}
+        if "holdout" in family:
+            family_recipe["holdout"] = family["holdout"]
+        model_point = {k: v for k, v in point.items() if k not in recipe_keys}
+        for model, dataset, seed in itertools.product(family["models"], family["datasets"], family["seeds"]):
+            run_id = make_run_id(model, dataset, seed, {**model_point, **family_recipe})
+            runs.append(
+                RunSpec(
+                    run_id=run_id,
+                    model=model,
+                    dataset=dataset,
+                    seed=seed,
+                    model_overrides={**model_point, **resolved.get("model_overrides", {})},
+                    recipe={**resolved["recipe"], **family_recipe},
+                    families=(name,),
+                    ablate=bool(family.get("ablate", False)),
+                )
+            )
+    return runs
+
+
+def expand_runs(
+    params: dict[str, Any], profile: str | None = None, optional: bool = False
+) -> dict[str, RunSpec]:
+    """Every run of a profile, keyed by run id, in a stable order; shared runs list all their families.
+
+    `optional=True` expands the optional families (the grid search) instead of the default ones.
+    """
+    resolved = resolve_profile(params, profile)
+    families = resolved.get("optional_families" if optional else "families", {})
+    runs: dict[str, RunSpec] = {}
+    for name in families:
+        for run in _family_runs(name, families[name], resolved):
+            if run.run_id in runs:
+                prev = runs[run.run_id]
+                runs[run.run_id] = RunSpec(
+                    **{
+                        **prev.__dict__,
+                        "families": prev.families + run.families,
+                        "ablate": prev.ablate or run.ablate,
+                    }
+                )
+            else:
+                runs[run.run_id] = run
+    return runs
+
+
+def datasets_of(runs: dict[str, RunSpec]) -> list[str]:
+    """The datasets a set of runs needs, in a stable order."""
+    return sorted({r.dataset for r in runs.values()})

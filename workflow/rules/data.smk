@@ -1,0 +1,38 @@
+# Data: the official CIFAR tarballs (paper profile) or synthetic ones in the same format (smoke profile),
+# verified by checksum and prepared once into uint8 arrays.
+
+
+rule synth:
+    # Smoke profile only: a synthetic tarball in the official layout, with an md5 sidecar.
+    output:
+        tarball=f"{DATA}/synthetic/{{dataset}}.tar.gz",
+        md5=f"{DATA}/synthetic/{{dataset}}.tar.gz.md5",
+    params:
+        n_train=RESOLVED.get("synthetic", {}).get("n_train", 512),
+        n_test=RESOLVED.get("synthetic", {}).get("n_test", 256),
+        seed=RESOLVED.get("synthetic", {}).get("seed", 0),
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/synth/{{dataset}}.log",
+    shell:
+        "rir synth --dataset {wildcards.dataset} --out {output.tarball} --n-train {params.n_train}"
+        " --n-test {params.n_test} --seed {params.seed} > {log} 2>&1"
+
+
+rule fetch:
+    # Download (paper) or take the synthetic tarball (smoke), verify its md5, unpack safely, prepare arrays.
+    input:
+        lambda w: [f"{DATA}/synthetic/{w.dataset}.tar.gz"] if SYNTHETIC else [],
+    output:
+        manifest=f"{DATA}/{{dataset}}/manifest.json",
+        arrays=f"{DATA}/{{dataset}}/prepared.npz",
+    params:
+        root=lambda w, output: data_root(output.manifest),
+        source=lambda w, input: f"--from {input[0]}" if SYNTHETIC else "",
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/fetch/{{dataset}}.log",
+    shell:
+        "rir fetch --dataset {wildcards.dataset} --root {params.root} {params.source} > {log} 2>&1"

@@ -1,0 +1,71 @@
+# Training, evaluation and the Figure 3 ablation: one job per run of params.yaml's grid.
+
+
+rule train:
+    # Resumable state lives in {RESULTS}/state/<run>, deliberately NOT a declared output: Snakemake deletes
+    # declared outputs before a job starts, and a preempted or killed run must resume from its checkpoint.
+    # The fingerprint param is the run's resolved config: changing it makes Snakemake rerun the job.
+    input:
+        prepared,
+    output:
+        **{name.split(".")[0]: f"{RESULTS}/runs/{{run}}/{name}" for name in RUN_FILES},
+    params:
+        fingerprint=lambda w: ALL_RUNS[w.run].fingerprint(),
+        profile=PROFILE,
+        root=lambda w, input: data_root(input[0]),
+        out=lambda w, output: os.path.dirname(output.metrics),
+        state=lambda w, output: state_dir(output.metrics),
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    threads: THREADS
+    resources:
+        gpu=1,  # a slot, leased by `rir train` itself (see rir.gpu); Snakemake never picks the device
+    shell:
+        "rir train --params params.yaml --profile {params.profile} --run {wildcards.run}"
+        " --data-root {params.root} --out {params.out} --state-dir {params.state} --allow-diverged"
+        " > {log} 2>&1"
+
+
+rule evaluate:
+    # Test accuracy recomputed from the saved model: proves model.pt is the model the metrics describe.
+    input:
+        prepared,
+        model=f"{RESULTS}/runs/{{run}}/model.pt",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics.json",
+    output:
+        f"{RESULTS}/runs/{{run}}/eval.json",
+    params:
+        root=lambda w, input: data_root(input[0]),
+        out=lambda w, input: os.path.dirname(input.model),
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/evaluate/{{run}}.log",
+    threads: THREADS
+    resources:
+        gpu=1,
+    shell:
+        "rir evaluate {params.out} --data-root {params.root} > {log} 2>&1"
+
+
+rule ablate:
+    # Figure 3: each stream's learned connections zeroed one ResNet Init layer at a time, both readings.
+    input:
+        prepared,
+        model=f"{RESULTS}/runs/{{run}}/model.pt",
+    output:
+        f"{RESULTS}/ablation/{{run}}.csv",
+    params:
+        root=lambda w, input: data_root(input[0]),
+        out=lambda w, input: os.path.dirname(input.model),
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/ablate/{{run}}.log",
+    threads: THREADS
+    resources:
+        gpu=1,
+    shell:
+        "rir ablate {params.out} --data-root {params.root} --out {output} > {log} 2>&1"
