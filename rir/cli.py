@@ -19,7 +19,7 @@ from rir import __version__
 from rir.errors import EXIT_FAILURE, EXIT_USAGE, UserError
 
 # Order is the order `rir --help` lists them, which follows the pipeline.
-COMMANDS = ("synth", "fetch", "models", "train", "evaluate", "ablate", "report", "bench", "plan")
+COMMANDS = ("synth", "fetch", "models", "train", "evaluate", "ablate", "report", "bench", "plan", "dvc")
 
 
 class _Parser(argparse.ArgumentParser):
