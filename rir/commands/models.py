@@ -1,0 +1,35 @@
+"""`rir models`: every registered architecture with its parameters, forward FLOPs per 32x32 image and depth.
+
+FLOPs are counted by torch.utils.flop_counter on one 3x32x32 image in eval mode (a multiply-add is 2 FLOPs);
+depth is the number of weighted layers on the main path (shortcut projections excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list the registered models: parameters, forward FLOPs per 32x32 image, depth"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="models to show (default: all)")
+    parser.add_argument("--num-classes", type=int, default=10, help="classifier outputs (default: 10)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rir.models import list_models, model_summary
+
+    torch.set_num_threads(min(4, torch.get_num_threads()))
+    rows = [{"name": name, **model_summary(name, args.num_classes)} for name in (args.names or list_models())]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'model':<{width}}  {'params':>12}  {'GFLOPs/image':>12}  {'depth':>5}")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['params']:>12,}  {r['flops_per_image'] / 1e9:>12.3f}  {r['depth']:>5}")
+    return 0

@@ -1,0 +1,205 @@
+"""The model registry: every architecture behind the paper's Tables 1-5 and Figures 3-4, by name.
+
+`create_model(name, num_classes=10, **overrides)` builds one; `list_models()` names them all in the paper's
+order; `model_summary(name)` gives parameters, forward FLOPs for one 3x32x32 image and depth in weighted
+layers. Each factory is one line that spells out its architecture, in the style of torchvision's
+`_resnet(BasicBlock, [2, 2, 2, 2])`; its keyword defaults are the options a user may override (anything
+else is a `UserError` naming it).
+
+Widths, decided in this one place:
+- `WIDE_WIDTH` = 96: the "18-layer + wide" net of Tables 1-2 (96, 192, 384 channels; see FACTS.md).
+- `BASE_WIDTH` = 32: the paper does not give Table 3's widths. 32, 64, 128 make each stream of a
+  two-stream net 16, 32, 64 channels, the widths of He et al.'s CIFAR ResNets, and keep the paper's
+  "Because each stream uses only half the total filters, we investigate ... a wider 18-layer network"
+  true of the wide net (3x). Override with `width=`.
+
+Parameter counts (10 classes; `python -m rir models` prints all). The wide CNN and ResNet Init have
+9,469,930 parameters: 9,458,208 in 3x3 kernels (input 3->96; two layers per block at 96, 96, 192, 192, 192,
+384, 384, 384), 7,872 BatchNorm weights and biases, 3,850 in the 1x1 classifier (384 x 10 + 10). The wide
+ResNet and RiR add two 3x3 projection shortcuts with BatchNorm, 96->192 and 192->384: 829,440 + 1,152, so
+10,300,522. FACTS.md's "about 9.5 M" is the count without projections (`shortcut="identity"`: 9,469,930).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from rir.errors import UserError
+from rir.layers import ResNetInitConv2d, ResNetInitLinear
+from rir.models.all_cnn import AllCNNC
+from rir.models.resnet import EighteenLayerNet
+
+BASE_WIDTH = 32  # Table 3's first-stage channels (both streams together); reason in the module docstring
+WIDE_WIDTH = 96  # Tables 1-2, "18-layer + wide"
+BLOCKS_18 = (2, 3, 3)  # blocks per stage: 8 blocks x 2 layers + input conv + classifier = 18 layers
+
+# The options a factory accepts, with their defaults. `init`: MSR (He et al.) is the paper's choice for
+# every weight tensor, Xavier the grid-searched alternative (Section 3).
+_CNN = dict(width=BASE_WIDTH, blocks=BLOCKS_18, layers_per_block=2, init="msr")
+_RESIDUAL = dict(shortcut="projection")  # for dimension-increasing blocks; identity elsewhere (Section 3)
+_RIR = dict(outer_shortcut="both")  # the authors' code; see rir.models.resnet
+_CHOICES = dict(init=("msr", "xavier"), shortcut=("projection", "identity"),
+                outer_shortcut=("both", "residual"))
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
+
+
+def register_model(**options):
+    """Register `fn(num_classes, **options)` under its own name; `options` (plus `init`) are its defaults."""
+
+    def wrap(fn):
+        _REGISTRY[fn.__name__] = (fn, options)
+        return fn
+
+    return wrap
+
+
+def _18(num_classes, resnet_init, width, blocks, layers_per_block, shortcut=None, outer_shortcut="both"):
+    return EighteenLayerNet(num_classes, width, tuple(blocks), layers_per_block, resnet_init, shortcut,
+                            outer_shortcut)
+
+
+@register_model(**_CNN)
+def cnn_18(num_classes, **o):
+    """Table 3: the standard CNN (every layer a plain conv, no shortcut)."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model(**_CNN)
+def resnet_init_18(num_classes, **o):
+    """Table 3: the CNN with every conv a ResNet Init layer (stacked generalized residual blocks)."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model(**_CNN, **_RESIDUAL)
+def resnet_18(num_classes, **o):
+    """Table 3: ResNet with 2-layer residual blocks (He et al.)."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model(**_CNN, **_RESIDUAL, **_RIR)
+def rir_18(num_classes, **o):
+    """Table 3: ResNet in ResNet, ResNet whose convs are ResNet Init layers (Figure 1d)."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model(**{**_CNN, "width": WIDE_WIDTH})
+def cnn_18_wide(num_classes, **o):
+    """Tables 1-2: the wide CNN (96, 192, 384)."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model(**{**_CNN, "width": WIDE_WIDTH})
+def resnet_init_18_wide(num_classes, **o):
+    """Tables 1-2: the wide ResNet Init net."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model(**{**_CNN, "width": WIDE_WIDTH}, **_RESIDUAL)
+def resnet_18_wide(num_classes, **o):
+    """Tables 1-2: the wide ResNet."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model(**{**_CNN, "width": WIDE_WIDTH}, **_RESIDUAL, **_RIR)
+def rir_18_wide(num_classes, **o):
+    """Tables 1-2: "18-layer + wide RiR", 94.99 % / 77.10 % in the paper (FACTS.md)."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model(init="msr", dropout=0.0)
+def all_cnn_c(num_classes, dropout):
+    """Table 5: ALL-CNN-C with standard initialization."""
+    return AllCNNC(num_classes, False, dropout)
+
+
+@register_model(init="msr", dropout=0.0)
+def all_cnn_c_resnet_init(num_classes, dropout):
+    """Table 5: ALL-CNN-C with ResNet Init."""
+    return AllCNNC(num_classes, True, dropout)
+
+
+def list_models() -> list[str]:
+    """Every registered name, in the paper's order (Table 3, Tables 1-2, Table 5)."""
+    return list(_REGISTRY)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate(name: str, num_classes, options: dict) -> None:
+    def bad(key, why):
+        raise UserError(f"model {name}: {key}={options.get(key, num_classes)!r} {why}")
+
+    if not _is_int(num_classes) or num_classes < 1:
+        bad("num_classes", "must be an integer >= 1")
+    for key, choices in _CHOICES.items():
+        if key in options and options[key] not in choices:
+            bad(key, f"must be one of {', '.join(choices)}")
+    # Two-stream nets need a channel per stream; one threshold for all keeps the families comparable.
+    if "width" in options and (not _is_int(options["width"]) or options["width"] < 2):
+        bad("width", "must be an integer >= 2")
+    if "layers_per_block" in options and (not _is_int(options["layers_per_block"]) or
+                                          options["layers_per_block"] < 1):
+        bad("layers_per_block", "must be an integer >= 1")
+    blocks = options.get("blocks", (1,))
+    if (not isinstance(blocks, Sequence) or isinstance(blocks, str) or not blocks
+            or not all(_is_int(b) and b >= 1 for b in blocks)):
+        bad("blocks", "must be a non-empty list of integers >= 1 (blocks per stage)")
+    dropout = options.get("dropout", 0.0)
+    if not (isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        bad("dropout", "must be a probability in [0, 1)")
+
+
+def _initialize(model: nn.Module, init: str) -> None:
+    """MSR (He et al. 2015, fan-in, ReLU gain) or Xavier (Glorot, uniform) on every learned weight tensor.
+
+    For ResNet Init layers this initializes W alone; the partial identity is added on top (Appendix 6.1:
+    "concatenate weight matrices initialized by any existing scheme and then add a partial identity").
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear | ResNetInitConv2d | ResNetInitLinear):
+            if init == "msr":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+def create_model(name: str, num_classes: int = 10, **overrides) -> nn.Module:
+    """Build model `name` with `num_classes` outputs; `overrides` change its registered options."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+    factory, defaults = _REGISTRY[name]
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise UserError(f"model {name}: unknown option {unknown[0]!r}; it takes {', '.join(defaults)}")
+    options = {**defaults, **overrides}
+    _validate(name, num_classes, options)
+    init = options.pop("init")  # applied here, after the factory, to every model alike
+    model = factory(num_classes, **options)
+    _initialize(model, init)
+    return model
+
+
+def depth(model: nn.Module) -> int:
+    """Weighted layers on the main path: convolutions and linear layers, shortcut projections excluded."""
+    kinds = nn.Conv2d | nn.Linear | ResNetInitConv2d | ResNetInitLinear
+    return sum(isinstance(m, kinds) and "shortcut" not in n.split(".") for n, m in model.named_modules())
+
+
+def model_summary(name: str, num_classes: int = 10, **overrides) -> dict:
+    """{"params", "flops_per_image" (forward, one 3x32x32 image, torch.utils.flop_counter), "depth"}."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = create_model(name, num_classes, **overrides).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, 3, 32, 32))
+    return {"params": sum(p.numel() for p in model.parameters()),
+            "flops_per_image": counter.get_total_flops(), "depth": depth(model)}

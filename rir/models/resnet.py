@@ -1,0 +1,123 @@
+"""The 18-layer family of Tables 1-4 and Figure 4: CNN, ResNet Init, ResNet and ResNet in ResNet (Figure 2).
+
+All four share one layout: a 3x3 input convolution, stages of blocks (each block `layers_per_block` 3x3
+convolutions, each followed by BatchNorm and ReLU), then a 1x1 convolution to the classes and global
+average pooling. They differ in two switches (the paper's Figure 2):
+- the convolution: a plain one (CNN, ResNet) or ResNet Init over x = [r; t] (ResNet Init, RiR), which makes
+  every layer a generalized residual block (Section 2);
+- an outer shortcut around each block (ResNet, RiR; Section 2, "Replacing each of the convolutional layers
+  within a residual block from the original ResNet with a generalized residual block").
+
+The block follows the authors' own code (diogo149/treeano, `treeano/sandbox/nodes/resnet.py`,
+`residual_block_conv_2d`, and `resnet_init_block_conv_2d` for RiR, which is the same block with
+`ResnetInitConv2DNode` as its convolution): stride 2 sits in the block's FIRST convolution; the last layer's
+ReLU is removed and the outer shortcut is added after its BatchNorm, with no activation after the sum; a
+projection shortcut is a convolution followed by BatchNorm. Because RiR's convolution runs over the whole
+x = [r; t], the authors' outer shortcut adds to both streams (`outer_shortcut="both"`); several
+re-implementations add it to the residual stream only (`"residual"`). The paper's projection is 3x3
+(Section 3: "A projection with a 3x3 convolution was used for residual blocks that increase
+dimensionality"), the authors' code defaults to 1x1; we follow the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rir.layers import ResNetInitConv2d
+
+
+class ZeroPadShortcut(nn.Module):
+    """Identity shortcut: subsample by `stride`, zero-pad each stream's channels (He et al.'s option A).
+
+    `in_streams` / `out_streams` are the channel counts of the streams in order, e.g. (48, 48) -> (96, 96):
+    each stream is padded in place, so the residual stream's shortcut lands in the residual stream.
+    """
+
+    def __init__(self, in_streams: tuple[int, ...], out_streams: tuple[int, ...], stride: int):
+        super().__init__()
+        self.in_streams, self.out_streams, self.stride = in_streams, out_streams, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[..., ::self.stride, ::self.stride]
+        parts = torch.split(x, list(self.in_streams), dim=1)
+        return torch.cat([F.pad(p, (0, 0, 0, 0, 0, n - p.shape[1]))
+                          for p, n in zip(parts, self.out_streams, strict=True)], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    """`layers` plus an optional outer shortcut that adds to the first `shortcut.out` output channels."""
+
+    def __init__(self, layers: nn.Sequential, shortcut: nn.Module | None = None, shortcut_in: int = 0):
+        super().__init__()
+        self.layers, self.shortcut, self.shortcut_in = layers, shortcut, shortcut_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layers(x)
+        if self.shortcut is None:
+            return out
+        s = self.shortcut(x[:, :self.shortcut_in])
+        if s.shape[1] == out.shape[1]:
+            return out + s
+        return torch.cat([out[:, :s.shape[1]] + s, out[:, s.shape[1]:]], dim=1)
+
+
+def conv_bn(conv: nn.Module, channels: int, relu: bool = True) -> nn.Sequential:
+    """A convolution and sigma (BatchNorm, then ReLU); no conv bias, as BatchNorm follows."""
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), *([nn.ReLU(inplace=True)] if relu else []))
+
+
+def _conv(n_in: int, n_out: int, stride: int, resnet_init: bool) -> nn.Module:
+    if resnet_init:  # equal streams: the first half of the channels is the residual stream (Section 3)
+        return ResNetInitConv2d(n_in, n_out, 3, stride, residual_channels=n_in // 2,
+                                residual_out_channels=n_out // 2)
+    return nn.Conv2d(n_in, n_out, 3, stride, 1, bias=False)
+
+
+def _outer_shortcut(n_in: int, n_out: int, stride: int, kind: str, streams: int, residual_only: bool):
+    """(module, input channels it reads) for one block; identity unless the block changes dimensions."""
+    if residual_only:
+        n_in, n_out, streams = n_in // 2, n_out // 2, 1
+    if kind == "projection" and (n_in != n_out or stride != 1):
+        return conv_bn(nn.Conv2d(n_in, n_out, 3, stride, 1, bias=False), n_out, relu=False), n_in
+    if streams == 1:
+        return ZeroPadShortcut((n_in,), (n_out,), stride), n_in
+    return ZeroPadShortcut((n_in // 2, n_in - n_in // 2), (n_out // 2, n_out - n_out // 2), stride), n_in
+
+
+class EighteenLayerNet(nn.Module):
+    """Input conv, `blocks[i]` blocks of `layers_per_block` layers at width `width * 2**i`, 1x1 conv, GAP.
+
+    Stage i > 0 starts with a stride-2 block. `resnet_init` selects ResNet Init convolutions; `shortcut`
+    (None: no outer shortcut) selects ResNet / RiR with "projection" or "identity" for the blocks that
+    change dimensions (all other blocks use the identity); `outer_shortcut` "both" or "residual" says which
+    streams of a two-stream net the outer shortcut feeds.
+    """
+
+    def __init__(self, num_classes: int, width: int, blocks: tuple[int, ...], layers_per_block: int,
+                 resnet_init: bool, shortcut: str | None, outer_shortcut: str = "both"):
+        super().__init__()
+        self.stem = conv_bn(nn.Conv2d(3, width, 3, 1, 1, bias=False), width)
+        streams = 2 if resnet_init else 1
+        body, n_in = [], width
+        for stage, n_blocks in enumerate(blocks):
+            n_out = width * 2**stage
+            for b in range(n_blocks):
+                stride = 2 if stage > 0 and b == 0 else 1
+                layers = []
+                for i in range(layers_per_block):
+                    last = i == layers_per_block - 1
+                    conv = _conv(n_in if i == 0 else n_out, n_out, stride if i == 0 else 1, resnet_init)
+                    layers.append(conv_bn(conv, n_out, relu=not (last and shortcut)))
+                module, reads = None, 0
+                if shortcut:
+                    module, reads = _outer_shortcut(n_in, n_out, stride, shortcut, streams,
+                                                    outer_shortcut == "residual")
+                body.append(ResidualBlock(nn.Sequential(*layers), module, reads))
+                n_in = n_out
+        self.body = nn.Sequential(*body)
+        self.classifier = nn.Conv2d(n_in, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.body(self.stem(x))).mean(dim=(2, 3))
