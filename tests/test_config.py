@@ -1,0 +1,129 @@
+"""params.yaml: validation by name, the grid's expansion to runs, and dvc.yaml kept in step with it."""
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rir.config import expand_runs, load_params, make_run_id, resolve_profile, validate_params
+from rir.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+def test_every_family_of_the_paper_is_in_both_profiles(params):
+    for profile in ("paper", "smoke"):
+        runs = expand_runs(params, profile)
+        families = {f for run in runs.values() for f in run.families}
+        assert families == {"table1_2", "table3", "table4", "table5", "figure3", "figure4"}
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", run_id) for run_id in runs)
+
+
+def test_paper_profile_has_three_seeds_for_tables_1_to_3(params):
+    runs = expand_runs(params, "paper")
+    for family in ("table1_2", "table3"):
+        seeds = {r.seed for r in runs.values() if family in r.families}
+        assert len(seeds) >= 3
+
+
+def test_a_run_shared_by_families_is_trained_once(params):
+    runs = expand_runs(params, "paper")
+    wide = runs["rir_18_wide__cifar10__s0"]
+    assert set(wide.families) == {"table1_2", "table3"}
+    assert sum(1 for r in runs.values() if r.model == "rir_18_wide" and r.dataset == "cifar10") == 3
+
+
+def test_profile_overrides_merge_deeply(params):
+    smoke = resolve_profile(params, "smoke")
+    assert smoke["recipe"]["epochs"] == 2
+    assert smoke["recipe"]["momentum"] == params["recipe"]["momentum"]  # kept from the base
+    assert smoke["families"]["table3"]["models"] == params["families"]["table3"]["models"]
+    run = next(iter(expand_runs(params, "smoke").values()))
+    assert run.model_overrides["width_scale"] == 0.125
+
+
+def test_grid_values_become_model_or_recipe_overrides(params):
+    p = copy.deepcopy(params)
+    p["families"]["table4"]["grid"]["lr"] = [0.05]
+    runs = [r for r in expand_runs(p, "paper").values() if "table4" in r.families]
+    assert all(r.recipe["lr"] == 0.05 and "lr" not in r.model_overrides for r in runs)
+    assert all("layers_per_block" in r.model_overrides for r in runs)
+    assert all("lr-0p05" in r.run_id for r in runs)
+
+
+def test_run_id_is_stable_and_readable():
+    assert make_run_id("rir_18", "cifar10", 0, {}) == "rir_18__cifar10__s0"
+    assert make_run_id("rir_18", "cifar100", 2, {"layers_per_block": 4, "blocks": [1, 1, 1]}) == (
+        "rir_18__blocks-1x1x1__layers_per_block-4__cifar100__s2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda p: p.update(recipies={}), "recipies"),
+        (lambda p: p["recipe"].update(epochs="ten"), "recipe.epochs"),
+        (lambda p: p["recipe"].update(epochs=-3), "recipe.epochs"),
+        (lambda p: p["families"]["table3"].update(datasets=["mnist"]), "families.table3.datasets.0"),
+        (lambda p: p["profiles"]["smoke"]["recipe"].update(lr=0), "profiles.smoke.recipe.lr"),
+    ],
+)
+def test_bad_params_are_refused_by_name(params, edit, named):
+    bad = copy.deepcopy(params)
+    edit(bad)
+    with pytest.raises(UserError) as err:
+        validate_params(bad)
+    assert named in str(err.value)
+
+
+def test_unknown_profile_is_refused(params):
+    with pytest.raises(UserError, match="unknown profile 'nope'"):
+        expand_runs(params, "nope")
+
+
+def test_broken_yaml_is_one_line(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("recipe: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_committed_dvc_yaml_is_up_to_date():
+    proc = subprocess.run([sys.executable, "-m", "rir", "dvc", "--check"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _snakemake_commands(profile):
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "--printshellcmds", "--forceall",
+         "--config", f"profile={profile}", "--", "all"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    commands = re.findall(r"^Shell command: (rir \w+ .*?)(?: > \S+ 2>&1)?$", proc.stdout + proc.stderr,
+                          flags=re.M)
+    assert commands, proc.stdout[-2000:]
+    return sorted({" ".join(c.split()) for c in commands})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_snakemake_and_dvc_run_the_same_commands(params, profile):
+    """The two DAGs hold the same runs: every `rir` command of one is a command of the other."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    optional = set(expand_runs(params, profile, optional=True)) - set(expand_runs(params, profile))
+    dvc_commands = sorted(
+        stage["cmd"] for name, stage in stages.items()
+        if (name.endswith(f"-{profile}") or f"-{profile}-" in name)
+        and name.split(f"-{profile}-", 1)[-1] not in optional
+    )
+    assert _snakemake_commands(profile) == dvc_commands
