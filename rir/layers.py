@@ -85,7 +85,9 @@ def _resolve_residual(name: str, n_in: int, n_out: int, residual: int | None,
 
 def _use_explicit(form: str, x: torch.Tensor) -> bool:
     if form == "auto":
-        return torch.is_autocast_enabled(x.device.type) or x.dtype in (torch.float16, torch.bfloat16)
+        # Meta tensors (shape-only FLOP counting) have no autocast state to ask about.
+        autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
+        return autocast or x.dtype in (torch.float16, torch.bfloat16)
     return form == "explicit"
 
 

@@ -19,11 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from rir.models import list_models, model_summary  # imports torch: kept out of `rir --help`
 
-    from rir.models import list_models, model_summary
-
-    torch.set_num_threads(min(4, torch.get_num_threads()))
     rows = [{"name": name, **model_summary(name, args.num_classes)} for name in (args.names or list_models())]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -31,5 +28,6 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     print(f"{'model':<{width}}  {'params':>12}  {'GFLOPs/image':>12}  {'depth':>5}")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['params']:>12,}  {r['flops_per_image'] / 1e9:>12.3f}  {r['depth']:>5}")
+        gflops = r["flops_per_image"] / 1e9
+        print(f"{r['name']:<{width}}  {r['params']:>12,}  {gflops:>12.3f}  {r['depth']:>5}")
     return 0
