@@ -1,0 +1,23 @@
+"""`rir evaluate RUN_DIR`: recompute the test accuracy of a finished run from model.pt; writes eval.json."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "test accuracy of a trained run (from RUN_DIR/model.pt); writes RUN_DIR/eval.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `rir train`")
+    parser.add_argument("--data-root", help="prepared data folder, if not the one the run was trained from")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rir.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, data_root=args.data_root, device=args.device)
+    kind = "synthetic" if result["synthetic"] else "real"
+    print(f"test accuracy {result['test_accuracy']:.2f}% on {result['test_images']} {kind} "
+          f"{result['dataset']} test images")
+    return 0

@@ -1,0 +1,77 @@
+"""`rir train`: train one run with the paper's recipe; the same command run again resumes it.
+
+Exit codes: 0 done; 2 bad input (one line on stderr); 3 the loss became NaN/inf (0 with --allow-diverged:
+the run is then a reported result, status "diverged" in metrics.json); 75 (EX_TEMPFAIL) preempted by SIGTERM
+after writing a checkpoint: rerun the same command to continue.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rir.errors import UserError
+
+HELP = "train one run (model, dataset, recipe); resumes by itself from its state dir"
+
+# CLI flag -> TrainConfig key, for the options that are plain values.
+_VALUE_OPTIONS = ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "seed", "device",
+                  "precision", "threads")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="registered model name (see `rir models`); default rir_18_wide")
+    parser.add_argument("--dataset", help="cifar10 | cifar100; default cifar10")
+    parser.add_argument("--data-root", help="prepared data folder (`rir fetch --root`); default data")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for the final artifacts")
+    parser.add_argument("--state-dir", help="resumable checkpoints (default RUN_DIR/state)")
+    parser.add_argument("--epochs", type=int, help="training epochs (paper: 82)")
+    parser.add_argument("--batch-size", type=int, help="images per SGD step (paper: 500)")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default 0.1)")
+    parser.add_argument("--seed", type=int, help="seed of init, data order and augmentation (default 0)")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic algorithms: bit-reproducible runs, resumes included")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA if available)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast, fp32 master weights")
+    parser.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--allow-diverged", action="store_true",
+                        help="exit 0 when the loss diverges (the run is recorded with status diverged)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="model option for create_model (YAML value), repeatable: --override width=16")
+
+
+def options_from_args(args: argparse.Namespace) -> dict:
+    """The TrainConfig options the command line sets (unset flags keep the config's defaults)."""
+    import yaml
+
+    options = {key: getattr(args, key) for key in _VALUE_OPTIONS if getattr(args, key) is not None}
+    for key in ("deterministic", "channels_last", "compile"):
+        if getattr(args, key):
+            options[key] = True
+    overrides = {}
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--override {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    if overrides:
+        options["model_overrides"] = overrides
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, TrainConfig, train
+
+    cfg = TrainConfig.from_dict(options_from_args(args))
+    metrics = train(cfg, args.out, args.state_dir)
+    if metrics["status"] == "preempted":
+        print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "
+              "written, run the same command again to resume")
+        return EXIT_PREEMPTED
+    if metrics["status"] == "diverged":
+        print(f"diverged: the training loss became NaN/inf in epoch {metrics['diverged_epoch']}")
+        return 0 if args.allow_diverged else EXIT_DIVERGED
+    print(f"test accuracy {metrics['test_accuracy']:.2f}% ({metrics['eval_split']}), "
+          f"{'synthetic' if metrics['synthetic'] else 'real'} {metrics['dataset']}, written to {args.out}")
+    return 0

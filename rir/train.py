@@ -1,0 +1,418 @@
+"""Training with the paper's recipe (Section 3), resumable after any kill, preemption or corruption.
+
+Recipe (FACTS.md): SGD with momentum 0.9, minibatch 500, L2 penalty 1e-4, 82 epochs, learning rate x0.1 after
+epochs 42 and 62, MSR initialization (the models do that), BatchNorm running statistics at test time, random
+crops and horizontal flips. `TrainConfig` holds it; every default says where it comes from.
+
+Decisions the paper leaves open (FACTS.md, "Not known"), each made here and configurable:
+- Initial learning rate 0.1: He et al. (2015b)'s CIFAR value; the RiR authors tuned their recipe on the
+  original ResNet ("We optimize the hyperparameters for the original ResNet architecture").
+- L2 convention "sum": the penalty is loss + 1e-4 * sum(w^2), the convention of the authors' Theano tools
+  (`lasagne.regularization.l2` is sum(x**2), no 1/2), i.e. PyTorch `weight_decay = 2e-4`. `l2_convention:
+  half` gives loss + 1e-4/2 * sum(w^2), i.e. `weight_decay = 1e-4` as in He et al.'s Torch code.
+- BatchNorm scales/shifts and biases are not decayed (`decay_norm_and_bias: false`): "L2 penalty" in the
+  paper's tools targets weight tensors. The ResNet Init identity is a buffer, so decay acts on W alone
+  ("we subtract the partial identity from the weights prior to application of weight decay", Appendix 6.1).
+
+Process contract (`rir train`): the final artifacts of RUN_DIR (model.pt, history.csv, config.json,
+env.json, then metrics.json last) appear only when the run ends. Every epoch ends with a checkpoint in the
+state dir; the same command run again resumes. Exit codes: 0 done; 2 bad input; 3 diverged (NaN/inf
+loss; status "diverged" in metrics.json); 75 (EX_TEMPFAIL, sysexits.h) after SIGTERM: the current step was
+finished and checkpointed, rerun to resume. No host-device synchronisation inside the step loop: loss and
+accuracy are accumulated on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import random
+import resource
+import signal
+import sys
+import time
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rir.errors import UserError
+
+EXIT_DIVERGED = 3  # a NaN/inf training loss (exit 0 instead with --allow-diverged)
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun to resume
+# Test-only fault injection: "KILL@N" or "TERM@N" sends that signal to this process after its N-th step.
+FAULT_ENV = "RIR_FAULT_INJECT"
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+                  "images_per_s")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Accuracies are in percent, times in seconds, epochs counted from 1."""
+
+    # What is trained
+    model: str = "rir_18_wide"  # registered model name (`rir models`); the wide 18-layer RiR of Tables 1-2
+    model_overrides: dict = field(default_factory=dict)  # keyword arguments for create_model
+    dataset: str = "cifar10"  # cifar10 | cifar100
+    data_root: str = "data"  # folder with the prepared arrays (`rir fetch --root`)
+    holdout: int = 0  # >0: evaluate on the last N training images (excluded from training) instead of test
+    # The paper's recipe (Section 3)
+    epochs: int = 82  # passes over the training set ("train for 82 epochs")
+    batch_size: int = 500  # images per SGD step ("a minibatch size of 500")
+    lr: float = 0.1  # initial learning rate; not in the paper: He et al.'s CIFAR value (module docstring)
+    milestones: tuple = (42, 62)  # epochs after which lr is multiplied by lr_gamma ("after epochs 42 and 62")
+    lr_gamma: float = 0.1  # the factor at each milestone ("scaled by 0.1")
+    momentum: float = 0.9  # SGD momentum ("SGD with momentum of 0.9")
+    weight_decay: float = 1e-4  # the paper's L2 penalty coefficient c ("L2 penalty of 0.0001")
+    l2_convention: str = "sum"  # sum: loss + c*sum(w^2) (SGD decay 2c); half: loss + c/2*sum(w^2) (decay c)
+    decay_norm_and_bias: bool = False  # also decay 1-d parameters (BatchNorm scale/shift, biases)
+    augment: bool = True  # random 32x32 crop of the 4-pixel zero-padded image + horizontal flip (paper)
+    drop_last: bool = True  # drop the last partial training batch: fixed shapes (see rir.loader)
+    # Reproducibility and speed
+    seed: int = 0  # seeds model init, data order and augmentation (any epoch is replayable)
+    deterministic: bool = False  # torch.use_deterministic_algorithms + no cuDNN autotuning: bit-reproducible
+    device: str = "auto"  # auto (CUDA if available) | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (bf16 autocast, fp32 master weights and optimizer state)
+    channels_last: bool = False  # NHWC memory format for images and weights (faster convs on tensor cores)
+    compile: bool = False  # torch.compile the model for the training step
+    threads: int = 0  # CPU threads for PyTorch; 0 keeps PyTorch's default
+
+    _CHOICES = {"l2_convention": ("sum", "half"), "device": ("auto", "cpu", "cuda"),
+                "precision": ("fp32", "bf16")}
+    # Keys that may change between a checkpoint and its resumption: they do not change what is computed.
+    RESUMABLE_CHANGES = ("data_root", "device", "compile", "threads")
+
+    @classmethod
+    def from_dict(cls, options: dict) -> TrainConfig:
+        """A validated config from plain options (CLI, params.yaml); UserError names any bad key or value."""
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        for key, value in options.items():
+            if key not in known:
+                raise UserError(f"unknown training option {key!r} (known: {', '.join(known)})")
+            f = known[key]
+            values[key] = _coerce(key, value, f.default if f.default is not MISSING else f.default_factory())
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def bad(key: str, why: str) -> UserError:
+            return UserError(f"training option {key}={getattr(self, key)!r}: {why}")
+
+        for key, allowed in self._CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise bad(key, f"must be one of {', '.join(allowed)}")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) <= 0:
+                raise bad(key, "must be a positive integer")
+        for key in ("holdout", "seed", "threads"):
+            if getattr(self, key) < 0:
+                raise bad(key, "must not be negative")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise bad("lr", "must be a positive number")
+        if not 0 <= self.momentum < 1:
+            raise bad("momentum", "must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad("weight_decay", "must be a non-negative number")
+        if not 0 < self.lr_gamma <= 1:
+            raise bad("lr_gamma", "must be in (0, 1]")
+        if any(m <= 0 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
+            raise bad("milestones", "must be increasing positive epochs")
+
+    def sgd_weight_decay(self) -> float:
+        """PyTorch's weight_decay (gradient += wd * w) for the configured L2 penalty convention."""
+        return 2 * self.weight_decay if self.l2_convention == "sum" else self.weight_decay
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+
+def _coerce(key: str, value, default):
+    """`value` as the type of the field's default, or UserError naming `key`."""
+    kind = type(default)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        # YAML 1.1 reads "1e-4" as a string: accept numeric strings for float options.
+        with contextlib.suppress(TypeError, ValueError):
+            value = float(value) if not isinstance(value, bool) else value
+        ok = isinstance(value, float)
+    elif kind is tuple:
+        ok = isinstance(value, list | tuple) and all(type(v) is int for v in value)
+        value = tuple(value) if ok else value
+    elif kind is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        value = dict(value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise UserError(f"training option {key}={value!r}: expected {kind.__name__}")
+    return value
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism (CUDA docs)
+        # warn_only: an op without a deterministic CUDA kernel warns instead of failing the run.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+class _StopFlag:
+    """Set by SIGTERM; the step loop polls it (a Python bool: no device synchronisation)."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self, signum, frame) -> None:
+        self.set = True
+
+
+def _fault_injection() -> tuple[signal.Signals, int] | None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return None
+    name, _, step = spec.partition("@")
+    return signal.Signals[f"SIG{name}"], int(step)
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None) -> dict:
+    """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted."""
+    from rir.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
+    from rir.data import load_arrays
+    from rir.evaluate import evaluate_model
+    from rir.loader import DeviceLoader
+    from rir.models import create_model, list_models
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    state_dir = Path(state_dir) if state_dir is not None else out_dir / "state"
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    # Everything that can be refused is checked before anything is written.
+    if cfg.model not in list_models():
+        raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
+    arrays = load_arrays(cfg.data_root, cfg.dataset)
+    train_images, train_labels = arrays.train_images, arrays.train_labels
+    eval_images, eval_labels = arrays.test_images, arrays.test_labels
+    if cfg.holdout:
+        if cfg.holdout >= len(train_labels):
+            raise UserError(f"training option holdout={cfg.holdout}: the training set has only "
+                            f"{len(train_labels)} images")
+        eval_images, eval_labels = train_images[-cfg.holdout:], train_labels[-cfg.holdout:]
+        train_images, train_labels = train_images[:-cfg.holdout], train_labels[:-cfg.holdout]
+    if cfg.batch_size > len(train_labels):
+        raise UserError(f"training option batch_size={cfg.batch_size} is larger than the training set "
+                        f"({len(train_labels)} images)")
+    seed_everything(cfg.seed, cfg.deterministic)
+    model = create_model(cfg.model, num_classes=arrays.num_classes, **cfg.model_overrides)
+    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
+    model.to(device, memory_format=memory_format)
+
+    wd = cfg.sgd_weight_decay()
+    params = list(model.parameters())
+    decayed = [p for p in params if p.ndim > 1 or cfg.decay_norm_and_bias]
+    plain = [p for p in params if not (p.ndim > 1 or cfg.decay_norm_and_bias)]
+    groups = [{"params": decayed, "weight_decay": wd}, {"params": plain, "weight_decay": 0.0}]
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
+    loader = DeviceLoader(train_images, train_labels, arrays.mean, arrays.std, cfg.batch_size, device,
+                          train=True, seed=cfg.seed, drop_last=cfg.drop_last, channels_last=cfg.channels_last,
+                          padding=4 if cfg.augment else 0, flip=cfg.augment)
+    eval_loader = DeviceLoader(eval_images, eval_labels, arrays.mean, arrays.std, cfg.batch_size, device,
+                               train=False, channels_last=cfg.channels_last)
+    step_model = torch.compile(model) if cfg.compile else model
+    bf16 = cfg.precision == "bf16"
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    # Resume.
+    history: list[dict] = []
+    start_epoch, start_step, elapsed = 0, 0, 0.0
+    partial = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+    ckpt = load_latest(state_dir)
+    if ckpt is not None:
+        _check_same_run(ckpt["config"], cfg, state_dir)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        restore_rng(ckpt["rng"])
+        history, elapsed = list(ckpt["history"]), float(ckpt["elapsed"])
+        start_epoch, start_step, partial = int(ckpt["epoch"]), int(ckpt["step"]), dict(ckpt["partial"])
+        print(f"resuming from {state_dir} at epoch {start_epoch + 1}, step {start_step}", flush=True)
+
+    def checkpoint(epoch: int, step: int, part: dict) -> None:
+        save_checkpoint(state_dir, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": capture_rng(), "epoch": epoch, "step": step, "partial": part, "history": history,
+            "elapsed": elapsed + time.perf_counter() - started, "config": cfg.to_dict(),
+        }, epoch, step)
+
+    stop = _StopFlag()
+    previous_handler = signal.signal(signal.SIGTERM, stop)
+    fault = _fault_injection()
+    bar = _progress_bar()
+    status, diverged_epoch, steps_done = "completed", None, 0
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.tensor(partial["loss_sum"], dtype=torch.float64, device=device)
+            correct = torch.tensor(partial["correct"], dtype=torch.int64, device=device)
+            count = partial["count"]
+            step = start_step
+            if bar is not None:
+                bar.reset(total=len(loader))
+                bar.update(step)
+                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+            for x, y in loader.epoch(epoch, start_step):
+                with autocast():
+                    logits = step_model(x)
+                    loss = F.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().double() * y.shape[0]
+                correct += (logits.detach().argmax(1) == y).sum()
+                count += y.shape[0]
+                step += 1
+                steps_done += 1
+                if bar is not None:
+                    bar.update(1)
+                if fault is not None and steps_done == fault[1]:
+                    os.kill(os.getpid(), fault[0])
+                if stop.set and step < len(loader):
+                    # Preempted in mid-epoch: save the partial epoch so the rerun continues at the next step.
+                    seconds = partial["seconds"] + time.perf_counter() - t0
+                    checkpoint(epoch, step, {"loss_sum": loss_sum.item(), "correct": int(correct.item()),
+                                             "count": count, "seconds": seconds})
+                    return {"status": "preempted", "epoch": epoch, "step": step}
+            # The one host-device synchronisation of the training epoch.
+            train_loss, train_acc = loss_sum.item() / count, 100.0 * correct.item() / count
+            seconds = partial["seconds"] + time.perf_counter() - t0
+            lr = optimizer.param_groups[0]["lr"]
+            if math.isfinite(train_loss):
+                test_loss, test_acc = evaluate_model(model, eval_loader, autocast)
+            else:
+                test_loss, test_acc = math.nan, math.nan
+            history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                            "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds,
+                            "images_per_s": count / seconds})
+            _report_epoch(history[-1], cfg.epochs, bar)
+            if not math.isfinite(train_loss):
+                status, diverged_epoch = "diverged", epoch + 1
+                break
+            scheduler.step()
+            start_step, partial = 0, {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+            checkpoint(epoch + 1, 0, partial)
+            if stop.set and epoch + 1 < cfg.epochs:
+                return {"status": "preempted", "epoch": epoch + 1, "step": 0}
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        if bar is not None:
+            bar.close()
+
+    elapsed += time.perf_counter() - started
+    metrics = _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed)
+    _write_run(out_dir, cfg, model, arrays.num_classes, history, metrics, device)
+    return metrics
+
+
+def _check_same_run(saved: dict, cfg: TrainConfig, state_dir: Path) -> None:
+    """Refuse to continue a checkpoint made for another model or recipe."""
+    current = cfg.to_dict()
+    differing = sorted(k for k in set(saved) | set(current)
+                       if k not in TrainConfig.RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    if differing:
+        k = differing[0]
+        raise UserError(f"the checkpoint in {state_dir} belongs to another run ({k}: {saved.get(k)!r} there, "
+                        f"{current.get(k)!r} now); use another --state-dir or delete it")
+
+
+def _progress_bar():
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=0, unit="step", leave=False, dynamic_ncols=True)
+
+
+def _report_epoch(row: dict, epochs: int, bar) -> None:
+    line = (f"epoch {row['epoch']}/{epochs} lr {row['lr']:.4g} train_loss {row['train_loss']:.4f} "
+            f"train_acc {row['train_acc']:.2f}% test_loss {row['test_loss']:.4f} "
+            f"test_acc {row['test_acc']:.2f}% "
+            f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s")
+    if bar is not None:
+        bar.write(line)
+    else:
+        print(line, flush=True)
+
+
+def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed) -> dict:
+    from rir.env import device_name
+    from rir.models import model_summary
+
+    last = history[-1] if history else {}
+    acc = last.get("test_acc") if status == "completed" else None
+    if device.type == "cuda":
+        peak, peak_kind = torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
+    else:  # ru_maxrss is in KiB on Linux
+        peak, peak_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_max_rss"
+    summary = model_summary(cfg.model, num_classes=arrays.num_classes, **cfg.model_overrides)
+    return {
+        "status": status, "diverged_epoch": diverged_epoch, "model": cfg.model, "dataset": cfg.dataset,
+        "seed": cfg.seed, "synthetic": bool(arrays.synthetic), "epochs": cfg.epochs,
+        "epochs_completed": len(history) if status == "completed" else len(history) - 1,
+        "eval_split": f"holdout_{cfg.holdout}" if cfg.holdout else "test",
+        "test_accuracy": acc, "test_error": None if acc is None else 100.0 - acc,
+        "test_loss": last.get("test_loss") if acc is not None else None,
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops_per_image": summary.get("flops_per_image"),
+        "device": str(device), "device_name": device_name(device), "precision": cfg.precision,
+        "wall_seconds": elapsed, "train_seconds": sum(r["seconds"] for r in history),
+        "peak_memory_bytes": int(peak), "peak_memory_kind": peak_kind,
+    }
+
+
+def _write_run(out_dir: Path, cfg, model, num_classes, history, metrics, device) -> None:
+    """The final artifacts; metrics.json last, so its presence means the run is complete."""
+    from rir.env import environment
+    from rir.io import atomic_path, atomic_write_json, atomic_write_text
+
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"state_dict": weights, "config": cfg.to_dict(), "num_classes": num_classes,
+                    "status": metrics["status"]}, tmp)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(out_dir / "history.csv", buf.getvalue())
+    atomic_write_json(out_dir / "config.json", cfg.to_dict())
+    atomic_write_json(out_dir / "env.json", environment(device))
+    atomic_write_json(out_dir / "metrics.json", metrics)
