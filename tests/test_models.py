@@ -37,6 +37,13 @@ def test_every_model_runs_and_gets_a_gradient_everywhere(name):
         assert torch.isfinite(p.grad).all(), pname
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_width_scale_makes_tiny_models_for_smoke_runs(name):
+    model = create_model(name, num_classes=3, width_scale=0.125)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    assert n_params(model) < n_params(create_model(name)) / 20
+
+
 def test_registry_names_the_paper_models():
     assert list_models() == ["cnn_18", "resnet_init_18", "resnet_18", "rir_18", "cnn_18_wide",
                              "resnet_init_18_wide", "resnet_18_wide", "rir_18_wide", "all_cnn_c",
@@ -152,6 +159,7 @@ def test_init_options_and_all_cnn_c_layout():
     ("rir_18", {"init": "orthogonal"}, "init"),
     ("all_cnn_c", {"dropout": 1.0}, "dropout"),
     ("all_cnn_c", {"num_classes": 0}, "num_classes"),
+    ("all_cnn_c", {"width_scale": 0}, "width_scale"),
 ])
 def test_impossible_models_raise_user_error_naming_the_fault(name, overrides, named):
     with pytest.raises(UserError, match=named) as err:

@@ -12,6 +12,7 @@ Widths, decided in this one place:
   two-stream net 16, 32, 64 channels, the widths of He et al.'s CIFAR ResNets, and keep the paper's
   "Because each stream uses only half the total filters, we investigate ... a wider 18-layer network"
   true of the wide net (3x). Override with `width=`.
+- `width_scale` (every model, default 1) multiplies every channel count, for tiny smoke-test nets.
 
 Parameter counts (10 classes; `python -m rir models` prints all). The wide CNN and ResNet Init have
 9,469,930 parameters: 9,458,208 in 3x3 kernels (input 3->96; two layers per block at 96, 96, 192, 192, 192,
@@ -30,7 +31,7 @@ from torch import nn
 from rir.errors import UserError
 from rir.layers import ResNetInitConv2d, ResNetInitLinear
 from rir.models.all_cnn import AllCNNC
-from rir.models.resnet import EighteenLayerNet
+from rir.models.resnet import EighteenLayerNet, scaled
 
 BASE_WIDTH = 32  # Table 3's first-stage channels (both streams together); reason in the module docstring
 WIDE_WIDTH = 96  # Tables 1-2, "18-layer + wide"
@@ -38,7 +39,7 @@ BLOCKS_18 = (2, 3, 3)  # blocks per stage: 8 blocks x 2 layers + input conv + cl
 
 # The options a factory accepts, with their defaults. `init`: MSR (He et al.) is the paper's choice for
 # every weight tensor, Xavier the grid-searched alternative (Section 3).
-_CNN = dict(width=BASE_WIDTH, blocks=BLOCKS_18, layers_per_block=2, init="msr")
+_CNN = dict(width=BASE_WIDTH, blocks=BLOCKS_18, layers_per_block=2, init="msr", width_scale=1.0)
 _RESIDUAL = dict(shortcut="projection")  # for dimension-increasing blocks; identity elsewhere (Section 3)
 _RIR = dict(outer_shortcut="both")  # the authors' code; see rir.models.resnet
 _CHOICES = dict(init=("msr", "xavier"), shortcut=("projection", "identity"),
@@ -57,9 +58,10 @@ def register_model(**options):
     return wrap
 
 
-def _18(num_classes, resnet_init, width, blocks, layers_per_block, shortcut=None, outer_shortcut="both"):
-    return EighteenLayerNet(num_classes, width, tuple(blocks), layers_per_block, resnet_init, shortcut,
-                            outer_shortcut)
+def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
+        outer_shortcut="both"):
+    return EighteenLayerNet(num_classes, scaled(width, width_scale), tuple(blocks), layers_per_block,
+                            resnet_init, shortcut, outer_shortcut)
 
 
 @register_model(**_CNN)
@@ -110,16 +112,16 @@ def rir_18_wide(num_classes, **o):
     return _18(num_classes, resnet_init=True, **o)
 
 
-@register_model(init="msr", dropout=0.0)
-def all_cnn_c(num_classes, dropout):
+@register_model(init="msr", dropout=0.0, width_scale=1.0)
+def all_cnn_c(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with standard initialization."""
-    return AllCNNC(num_classes, False, dropout)
+    return AllCNNC(num_classes, False, dropout, width_scale)
 
 
-@register_model(init="msr", dropout=0.0)
-def all_cnn_c_resnet_init(num_classes, dropout):
+@register_model(init="msr", dropout=0.0, width_scale=1.0)
+def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with ResNet Init."""
-    return AllCNNC(num_classes, True, dropout)
+    return AllCNNC(num_classes, True, dropout, width_scale)
 
 
 def list_models() -> list[str]:
@@ -150,6 +152,9 @@ def _validate(name: str, num_classes, options: dict) -> None:
     if (not isinstance(blocks, Sequence) or isinstance(blocks, str) or not blocks
             or not all(_is_int(b) and b >= 1 for b in blocks)):
         bad("blocks", "must be a non-empty list of integers >= 1 (blocks per stage)")
+    scale = options.get("width_scale", 1.0)
+    if not (isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0):
+        bad("width_scale", "must be a number > 0")
     dropout = options.get("dropout", 0.0)
     if not (isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0 <= dropout < 1):
         bad("dropout", "must be a probability in [0, 1)")

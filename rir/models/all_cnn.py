@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rir.layers import ResNetInitConv2d
-from rir.models.resnet import conv_bn
+from rir.models.resnet import conv_bn, scaled
 
 # (out_channels, kernel_size, stride, padding) of the layers before the classifier.
 LAYOUT = ((96, 3, 1, 1), (96, 3, 1, 1), (96, 3, 2, 1), (192, 3, 1, 1), (192, 3, 1, 1), (192, 3, 2, 1),
@@ -29,10 +29,11 @@ LAYOUT = ((96, 3, 1, 1), (96, 3, 1, 1), (96, 3, 2, 1), (192, 3, 1, 1), (192, 3, 
 
 
 class AllCNNC(nn.Module):
-    def __init__(self, num_classes: int, resnet_init: bool, dropout: float = 0.0):
+    def __init__(self, num_classes: int, resnet_init: bool, dropout: float = 0.0, width_scale: float = 1.0):
         super().__init__()
         layers, n_in = [], 3
         for i, (n_out, k, stride, padding) in enumerate(LAYOUT):
+            n_out = scaled(n_out, width_scale)
             if resnet_init and i > 0:
                 conv = ResNetInitConv2d(n_in, n_out, k, stride, residual_channels=n_in // 2, padding=padding,
                                         residual_out_channels=n_out // 2)

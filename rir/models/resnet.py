@@ -63,6 +63,11 @@ class ResidualBlock(nn.Module):
         return torch.cat([out[:, :s.shape[1]] + s, out[:, s.shape[1]:]], dim=1)
 
 
+def scaled(channels: int, width_scale: float) -> int:
+    """`channels * width_scale` rounded, at least 2 so that each of two streams keeps a channel."""
+    return max(2, round(channels * width_scale))
+
+
 def conv_bn(conv: nn.Module, channels: int, relu: bool = True) -> nn.Sequential:
     """A convolution and sigma (BatchNorm, then ReLU); no conv bias, as BatchNorm follows."""
     return nn.Sequential(conv, nn.BatchNorm2d(channels), *([nn.ReLU(inplace=True)] if relu else []))
