@@ -39,6 +39,7 @@ from rir.errors import UserError
 VISIBLE = "CUDA_VISIBLE_DEVICES"
 FAKE_COUNT = "RIR_FAKE_GPU_COUNT"  # tests: pretend this many GPUs exist
 LOCK_DIR = "RIR_LOCK_DIR"
+RUNS_PER_GPU = "RIR_RUNS_PER_GPU"  # default runs_per_gpu of apply_gpu_lease
 PROGRESS_EVERY_S = 30.0
 
 
@@ -239,15 +240,24 @@ def lease_gpu(
 _process_lease: GpuLease | None = None
 
 
-def apply_gpu_lease(device: str, runs_per_gpu: int = 1, holder: str | None = None) -> GpuLease | None:
+def apply_gpu_lease(
+    device: str, runs_per_gpu: int | None = None, holder: str | None = None
+) -> GpuLease | None:
     """Hook for `rir train`: lease a GPU slot for the rest of the process when `device` is `auto` or `cuda`.
 
     Call it first thing, before anything touches CUDA. Any other device (`cpu`, an explicit `cuda:1`) is
-    left alone and returns None. Calling it again returns the lease already held.
+    left alone and returns None. `runs_per_gpu` defaults to $RIR_RUNS_PER_GPU, else 1, so a whole pipeline
+    can share GPUs without touching its rules. Calling it again returns the lease already held.
     """
     global _process_lease
     if device not in ("auto", "cuda"):
         return None
+    if runs_per_gpu is None:
+        value = os.environ.get(RUNS_PER_GPU, "1")
+        try:
+            runs_per_gpu = int(value)
+        except ValueError:
+            raise UserError(f"{RUNS_PER_GPU}={value!r}: not an integer") from None
     if _process_lease is None:
         _process_lease = acquire_gpu(runs_per_gpu, holder=holder)
     return _process_lease

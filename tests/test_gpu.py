@@ -203,6 +203,22 @@ def test_apply_gpu_lease_only_for_auto_and_cuda(tmp_path, monkeypatch):
         lease.release()
 
 
+def test_apply_gpu_lease_reads_runs_per_gpu_from_the_environment(tmp_path, monkeypatch, holders):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv(gpu.FAKE_COUNT, "1")
+    monkeypatch.setenv(gpu.LOCK_DIR, str(tmp_path))
+    monkeypatch.setenv(gpu.RUNS_PER_GPU, "2")
+    monkeypatch.setattr(gpu, "_process_lease", None)
+    other = start_holder(tmp_path, n_gpus=1, runs_per_gpu=2)
+    holders.append(other)
+    assert read_lease(other)["slot"] == 0
+    lease = gpu.apply_gpu_lease("auto")  # slot 1 of GPU 0 exists only with two runs per GPU
+    try:
+        assert (lease.gpu, lease.slot) == (0, 1)
+    finally:
+        lease.release()
+
+
 def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv(gpu.FAKE_COUNT, "two")
@@ -211,6 +227,9 @@ def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(gpu.FAKE_COUNT, "1")
     with pytest.raises(UserError, match="runs_per_gpu"):
         gpu.acquire_gpu(0, lock_dir=tmp_path)
+    monkeypatch.setenv(gpu.RUNS_PER_GPU, "many")
+    with pytest.raises(UserError, match="RIR_RUNS_PER_GPU"):
+        gpu.apply_gpu_lease("auto")
 
 
 def test_parse_nvidia_smi_list_ignores_mig_devices():
