@@ -356,7 +356,7 @@ def _unpickle(payload: bytes, where: str) -> dict:
     return obj
 
 
-def _check_member(info: tarfile.TarInfo, spec: DatasetSpec, tarball: Path) -> None:
+def _check_member(info: tarfile.TarInfo, spec: DatasetSpec, tarball: str, dest: Path) -> None:
     """Refuse any member that could land outside a target folder or is not a plain file or folder."""
     name = info.name
     parts = name.split("/")
@@ -370,20 +370,20 @@ def _check_member(info: tarfile.TarInfo, spec: DatasetSpec, tarball: Path) -> No
     if info.size > _MAX_MEMBER_BYTES:
         raise UserError(f"{tarball}: member {name!r} is {info.size} bytes, far more than CIFAR; refusing")
     try:  # the standard library's own rules for safe extraction, as a second opinion
-        tarfile.data_filter(info, str(tarball.parent))
+        tarfile.data_filter(info, str(dest))
     except tarfile.FilterError as err:
         raise UserError(f"{tarball}: member {name!r} is unsafe ({err}); refusing the tarball") from None
 
 
-def _read_members(tarball: Path, spec: DatasetSpec) -> dict[str, bytes]:
+def _read_members(path: Path, spec: DatasetSpec, tarball: str) -> dict[str, bytes]:
     """The wanted members' bytes, read from the gzip stream in one pass; nothing is written to disk."""
     wanted = {spec.member(m) for m in (*spec.train_members, spec.test_member, spec.meta_member)}
     found: dict[str, bytes] = {}
     seen: set[str] = set()
     try:
-        with tarfile.open(tarball, mode="r|gz") as tar:
+        with tarfile.open(path, mode="r|gz") as tar:
             for info in tar:
-                _check_member(info, spec, tarball)
+                _check_member(info, spec, tarball, path.parent)
                 name = info.name.rstrip("/")
                 if name in seen:  # a later copy would silently win on extraction; ambiguous, so refuse
                     raise UserError(f"{tarball}: member {name!r} appears twice; refusing the tarball")
@@ -411,21 +411,26 @@ def _batch_arrays(batch: dict, spec: DatasetSpec, where: str) -> tuple[np.ndarra
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
 
-def read_tarball(tarball: str | os.PathLike, dataset: str) -> dict[str, np.ndarray]:
-    """Train/test images and labels from an official-layout tarball, read safely (see module docstring)."""
-    spec, tarball = get_spec(dataset), Path(tarball)
-    members = _read_members(tarball, spec)
-    _unpickle(members[spec.member(spec.meta_member)], f"{tarball}: {spec.meta_member}")
+def read_tarball(
+    tarball: str | os.PathLike, dataset: str, shown_as: str | None = None
+) -> dict[str, np.ndarray]:
+    """Train/test images and labels from an official-layout tarball, read safely (see module docstring).
+
+    Errors name the tarball as `shown_as` (the user's file or URL) rather than a staging copy's name.
+    """
+    spec, name = get_spec(dataset), shown_as or str(tarball)
+    members = _read_members(Path(tarball), spec, name)
+    _unpickle(members[spec.member(spec.meta_member)], f"{name}: {spec.meta_member}")
     arrays = {}
-    for split, names in (("train", spec.train_members), ("test", (spec.test_member,))):
+    for split, batches in (("train", spec.train_members), ("test", (spec.test_member,))):
         parts = [
-            _batch_arrays(_unpickle(members[spec.member(n)], f"{tarball}: {n}"), spec, f"{tarball}: {n}")
-            for n in names
+            _batch_arrays(_unpickle(members[spec.member(b)], f"{name}: {b}"), spec, f"{name}: {b}")
+            for b in batches
         ]
         arrays[f"{split}_images"] = np.concatenate([p[0] for p in parts])
         arrays[f"{split}_labels"] = np.concatenate([p[1] for p in parts])
         if not len(arrays[f"{split}_labels"]):
-            raise UserError(f"{tarball}: the {split} split is empty")
+            raise UserError(f"{name}: the {split} split is empty")
     return arrays
 
 
@@ -468,11 +473,25 @@ def _channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
 
 def _prepared_state(folder: Path) -> dict | None:
     """The manifest of an intact prepared dataset in `folder`, or None when there is none or it is damaged."""
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         manifest = json.loads((folder / MANIFEST_NAME).read_text())
         if sha256_file(folder / PREPARED_NAME) == manifest["prepared_sha256"]:
-            return manifest
+            return {"source_md5": manifest["source_md5"], "synthetic": manifest["synthetic"]}
     return None
+
+
+@contextlib.contextmanager
+def _folders_removed_on_failure(folder: Path):
+    """Create `folder` (and missing parents); if the block fails, remove the ones it created, when empty."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def _download(url: str, folder: Path, fname: str, progress: bool) -> Path:
@@ -525,7 +544,6 @@ def _resolve_source(spec: DatasetSpec, source: str | None, synthetic: bool, targ
         if not synthetic:
             return _Source(None, source, spec.md5, False)
         # A synthetic tarball served over http carries its sidecar at URL.md5, as `rir synth` writes it.
-        target.parent.mkdir(parents=True, exist_ok=True)
         side = _download(source + ".md5", target.parent, target.name + ".md5", progress=False)
         try:
             return _Source(None, source, _parse_sidecar(side.read_text(), source + ".md5"), True)
@@ -563,6 +581,11 @@ def fetch(
     """
     spec = get_spec(dataset)
     folder = Path(root) / spec.name
+    with _folders_removed_on_failure(folder):
+        return _fetch(spec, folder, source, synthetic, progress)
+
+
+def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool, progress: bool) -> str:
     target = folder / spec.filename
     src = _resolve_source(spec, source, synthetic, target)
     in_place = src.local is not None and target.is_file() and src.local.resolve() == target.resolve()
@@ -570,6 +593,8 @@ def fetch(
         actual = _md5_file(src.local)
         if actual != src.expected_md5 and in_place:  # move it aside, so no later fetch picks it up
             os.replace(target, target.with_name(target.name + ".rejected"))
+            if _sidecar(target).is_file():  # a sidecar left behind would condemn the next good tarball
+                os.replace(_sidecar(target), target.with_name(target.name + ".md5.rejected"))
             raise UserError(
                 _mismatch(target, actual, src.expected_md5, src.against) + "; moved to *.rejected"
             )
@@ -586,7 +611,6 @@ def fetch(
             f"{spec.name}: already prepared in {folder} from md5 {src.expected_md5} ({label}); nothing to do"
         )
 
-    folder.mkdir(parents=True, exist_ok=True)
     staged: Path | None = None  # a verified copy inside the data folder, renamed onto `target` at the end
     try:
         if src.url:
@@ -599,7 +623,7 @@ def fetch(
             actual = _copy_hashing(src.local, staged)  # hashed again: the source may change under us
         if actual != src.expected_md5:
             raise UserError(_mismatch(src.url or src.local, actual, src.expected_md5, src.against))
-        arrays = read_tarball(staged or target, spec.name)
+        arrays = read_tarball(staged or target, spec.name, shown_as=str(src.url or src.local))
         if staged is not None:
             os.replace(staged, target)
         if src.synthetic:

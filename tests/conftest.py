@@ -1,0 +1,71 @@
+"""Shared fixtures: synthetic CIFAR data made and prepared by the real `rir synth` and `rir fetch` commands.
+
+Session-scoped and cached, so every test module that needs data pays for it once. Treat the returned folders
+as read-only; a test that changes data copies it first (`shutil.copytree`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rir.cli import main
+
+
+def _rir(*args: str) -> None:
+    code = main(list(args))
+    assert code == 0, f"rir {' '.join(args)} exited with {code}"
+
+
+@pytest.fixture(scope="session")
+def synthetic_tarball(tmp_path_factory):
+    """Factory: `synthetic_tarball(dataset="cifar10", n_train=1000, n_test=500, seed=0)` -> path of a
+    synthetic tarball in the official layout, with its `.md5` sidecar beside it (one per argument set)."""
+    made: dict[tuple, Path] = {}
+
+    def make(dataset: str = "cifar10", n_train: int = 1000, n_test: int = 500, seed: int = 0) -> Path:
+        key = (dataset, n_train, n_test, seed)
+        if key not in made:
+            out = tmp_path_factory.mktemp("synth") / f"{dataset}-{n_train}-{n_test}-{seed}.tar.gz"
+            _rir(
+                "synth",
+                "--dataset",
+                dataset,
+                "--out",
+                str(out),
+                "--n-train",
+                str(n_train),
+                "--n-test",
+                str(n_test),
+                "--seed",
+                str(seed),
+            )
+            made[key] = out
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory, synthetic_tarball):
+    """Factory: `synthetic_data(dataset="cifar10", n_train=1000, n_test=500, seed=0)` -> a data root holding
+    that synthetic dataset fetched and prepared (`rir.data.load_arrays(root, dataset)` reads it)."""
+    made: dict[tuple, Path] = {}
+
+    def make(dataset: str = "cifar10", n_train: int = 1000, n_test: int = 500, seed: int = 0) -> Path:
+        key = (dataset, n_train, n_test, seed)
+        if key not in made:
+            root = tmp_path_factory.mktemp("data")
+            tarball = synthetic_tarball(dataset, n_train, n_test, seed)
+            _rir("fetch", "--dataset", dataset, "--root", str(root), "--from", str(tarball))
+            made[key] = root
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_root(synthetic_data) -> Path:
+    """A data root with synthetic CIFAR-10 prepared: 1000 training and 500 test images, seed 0."""
+    return synthetic_data("cifar10", 1000, 500, 0)
