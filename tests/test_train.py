@@ -1,0 +1,233 @@
+"""Training: the paper's recipe as defaults, strict options, and runs that learn, survive SIGKILL, SIGTERM and
+corrupt checkpoints bit-exactly, refuse bad input in one line, and report divergence.
+
+The end-to-end tests run the real `rir` command in subprocesses (a kill must hit a real process) on synthetic
+CIFAR-10 (512 training, 256 test images) with a ResNet of width 8, one thread, deterministic mode.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rir.cli import main
+from rir.errors import UserError
+from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, TrainConfig
+
+N_TRAIN, N_TEST, BATCH = 512, 256, 64  # 8 steps per epoch
+TINY = ["--model", "resnet_18", "--override", "width=8", "--batch-size", str(BATCH), "--lr", "0.05",
+        "--device", "cpu", "--threads", "1", "--deterministic", "--epochs", "3"]
+TIMINGS = {"seconds", "images_per_s", "wall_seconds", "train_seconds", "peak_memory_bytes"}
+
+
+def rir(*args, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    if fault:
+        env[FAULT_ENV] = fault
+    return subprocess.run([sys.executable, "-m", "rir", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def data_root(synthetic_data):
+    return synthetic_data("cifar10", N_TRAIN, N_TEST, 0)
+
+
+def train_tiny(data_root, out, fault=None, *extra):
+    return rir("train", *TINY, "--data-root", data_root, "--out", out, *extra, fault=fault)
+
+
+def results(run: Path) -> tuple[dict, list[dict], dict]:
+    """Weights, history and metrics of a run, without the wall-clock measurements."""
+    weights = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    with open(run / "history.csv") as f:
+        history = [{k: v for k, v in row.items() if k not in TIMINGS} for row in csv.DictReader(f)]
+    metrics = {k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k not in TIMINGS}
+    return weights, history, metrics
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    wa, ha, ma = results(a)
+    wb, hb, mb = results(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), f"{key} differs"
+    assert ha == hb and ma == mb
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_root, tmp_path_factory):
+    """An uninterrupted deterministic run, the baseline for every interrupted one."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    proc = train_tiny(data_root, out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+# --- Config ----------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_papers_recipe():
+    cfg = TrainConfig()
+    assert (cfg.epochs, cfg.batch_size, cfg.momentum, cfg.weight_decay) == (82, 500, 0.9, 1e-4)
+    assert (cfg.milestones, cfg.lr_gamma, cfg.lr, cfg.augment) == ((42, 62), 0.1, 0.1, True)
+    assert cfg.sgd_weight_decay() == 2e-4  # loss + 1e-4 * sum(w^2)
+    assert TrainConfig(l2_convention="half").sgd_weight_decay() == 1e-4
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # config.json round-trips
+
+
+def test_from_dict_coerces_plain_values():
+    cfg = TrainConfig.from_dict({"lr": "1e-2", "weight_decay": 0, "milestones": [1, 2]})
+    assert cfg.lr == 0.01 and cfg.weight_decay == 0.0 and cfg.milestones == (1, 2)
+
+
+@pytest.mark.parametrize("options, key", [
+    ({"epoch": 3}, "epoch"),
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": True}, "epochs"),
+    ({"batch_size": -1}, "batch_size"),
+    ({"lr": 0}, "lr"),
+    ({"lr": "fast"}, "lr"),
+    ({"momentum": 1.0}, "momentum"),
+    ({"precision": "fp16"}, "precision"),
+    ({"device": "tpu"}, "device"),
+    ({"l2_convention": "double"}, "l2_convention"),
+    ({"milestones": [62, 42]}, "milestones"),
+    ({"model_overrides": [1]}, "model_overrides"),
+])
+def test_from_dict_rejects_bad_options_naming_the_key(options, key):
+    with pytest.raises(UserError, match=key):
+        TrainConfig.from_dict(options)
+
+
+# --- Refusals: one line, exit 2, nothing written ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, fault", [
+    (["--epochs", "0"], "epochs"),
+    (["--batch-size", str(N_TRAIN + 1)], "batch_size"),
+    (["--model", "no_such_net"], "no_such_net"),
+    (["--dataset", "mnist"], "mnist"),
+    (["--override", "no_such_option=1"], "no_such_option"),
+])
+def test_bad_input_is_refused_in_one_line(data_root, tmp_path, capsys, args, fault):
+    out = tmp_path / "run"
+    code = main(["train", "--model", "resnet_18", "--data-root", str(data_root), "--out", str(out),
+                 "--device", "cpu", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and fault in err[0], err
+    assert not out.exists()
+
+
+def test_missing_data_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--data-root", str(tmp_path / "nowhere"), "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "rir fetch" in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [None, b"garbage"])
+def test_evaluate_refuses_a_missing_or_corrupt_model(tmp_path, capsys, content):
+    if content is not None:
+        (tmp_path / "model.pt").write_bytes(content)
+    assert main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.pt" in err[0]
+    assert not (tmp_path / "eval.json").exists()
+
+
+# --- End to end ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_synth_fetch_train_evaluate_learns_the_synthetic_task(tmp_path):
+    tarball, root, run = tmp_path / "syn.tar.gz", tmp_path / "data", tmp_path / "run"
+    assert rir("synth", "--dataset", "cifar10", "--out", tarball, "--n-train", N_TRAIN, "--n-test", N_TEST,
+               "--seed", 1).returncode == 0
+    assert rir("fetch", "--dataset", "cifar10", "--root", root, "--from", tarball).returncode == 0
+    proc = rir("train", "--model", "resnet_18", "--override", "width=8", "--dataset", "cifar10",
+               "--data-root", root, "--out", run, "--epochs", 8, "--batch-size", 32, "--lr", 0.05,
+               "--device", "cpu", "--threads", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("epoch ") >= 8  # one progress line per epoch when stderr is not a terminal
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["synthetic"] is True
+    assert metrics["test_accuracy"] > 40, metrics  # chance is 10 %
+    assert metrics["params"] > 0 and metrics["flops_per_image"] > 0 and metrics["epochs_completed"] == 8
+    saved = torch.load(run / "model.pt", weights_only=True)
+    assert saved["config"] == json.loads((run / "config.json").read_text())
+    env = json.loads((run / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and "git_commit" in env
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == [str(e) for e in range(1, 9)]
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+                             "images_per_s"]
+
+    proc = rir("evaluate", run)
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads((run / "eval.json").read_text())
+    # The thread count may differ from training's: allow one test image of difference.
+    assert abs(evaluated["test_accuracy"] - metrics["test_accuracy"]) <= 100 / N_TEST
+
+
+@pytest.mark.slow
+def test_sigkill_in_epoch_2_then_rerun_is_bit_identical(data_root, reference_run, tmp_path):
+    run = tmp_path / "run"
+    killed = train_tiny(data_root, run, f"KILL@{8 + 3}")  # step 3 of epoch 2
+    assert killed.returncode == -9
+    assert sorted(p.name for p in (run / "state").glob("*.pt")) == ["ckpt-e0001-s000000.pt"]
+    assert not (run / "metrics.json").exists() and not (run / "model.pt").exists()
+
+    other = train_tiny(data_root, run, None, "--lr", "0.1")  # another recipe must not resume this state
+    assert other.returncode == 2 and "lr" in other.stderr and len(other.stderr.strip().splitlines()) == 1
+
+    resumed = train_tiny(data_root, run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "warning" not in resumed.stderr
+    assert_same_run(reference_run, run)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_exits_75_and_resumes_exactly(data_root, reference_run, tmp_path):
+    run = tmp_path / "run"
+    stopped = train_tiny(data_root, run, f"TERM@{8 + 4}")
+    assert stopped.returncode == EXIT_PREEMPTED, stopped.stderr
+    assert (run / "state" / "ckpt-e0001-s000004.pt").is_file()  # the step in progress was finished and saved
+    assert not (run / "metrics.json").exists()
+    resumed = train_tiny(data_root, run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(reference_run, run)
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_falls_back_to_the_previous_one(data_root, reference_run, tmp_path):
+    run = tmp_path / "run"
+    assert train_tiny(data_root, run, f"KILL@{16 + 3}").returncode == -9  # in epoch 3
+    newest = run / "state" / "ckpt-e0002-s000000.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    resumed = train_tiny(data_root, run)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "ckpt-e0002" in warnings[0] and "ckpt-e0001" in warnings[0]
+    assert_same_run(reference_run, run)
+
+
+@pytest.mark.slow
+def test_nan_loss_is_reported_as_diverged(data_root, tmp_path):
+    args = ["--model", "resnet_18", "--override", "width=8", "--batch-size", BATCH, "--lr", "1e30",
+            "--device", "cpu", "--threads", 1, "--epochs", 2, "--data-root", data_root]
+    proc = rir("train", *args, "--out", tmp_path / "a")
+    assert proc.returncode == EXIT_DIVERGED, proc.stderr
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and metrics["diverged_epoch"] == 1
+    assert metrics["test_accuracy"] is None
+    proc = rir("train", *args, "--out", tmp_path / "b", "--allow-diverged")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["status"] == "diverged"
