@@ -1,0 +1,56 @@
+"""`rir report [tables|figures|html|all]`: a profile's results as tables, figures and the HTML report.
+
+Outputs (each written atomically): tables into RESULTS/tables/ (CSV and JSON, plus claims.json), figures
+into OUT/figures/ (PNG and index.json), the report at OUT/index.html. Defaults: RESULTS = results/<profile>,
+OUT = reports/<profile>. A run without metrics.json is pending; a damaged file marks its run unreadable and
+is named on stderr (with --strict it is an error, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "aggregate results into tables, figures and the HTML report"
+STAGES = ("tables", "figures", "html", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", nargs="?", default="all", choices=STAGES,
+                        help="which stage to run (default: all three, in order)")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    parser.add_argument("--profile", default=None, help="profile of params.yaml (default: its `profile`)")
+    parser.add_argument("--results", default=None, help="results folder (default: results/<profile>)")
+    parser.add_argument("--out", default=None, help="report folder (default: reports/<profile>)")
+    parser.add_argument("--reference", default=None,
+                        help="paper reference file (default: the packaged rir/reference/paper.yaml)")
+    parser.add_argument("--strict", action="store_true",
+                        help="an unreadable result file is an error (exit 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rir.config import load_params
+    from rir.errors import UserError
+    from rir.report import load, write_figures, write_html, write_tables
+
+    params = load_params(args.params)
+    profile = args.profile or params.get("profile", "paper")
+    results = Path(args.results) if args.results else Path("results") / profile
+    out = Path(args.out) if args.out else Path("reports") / profile
+    data = load(params, profile, results, args.reference)
+    for problem in data.problems:
+        if args.strict:
+            raise UserError(problem)
+        print(f"rir report: warning: {problem}", file=sys.stderr)
+    stages = ("tables", "figures", "html") if args.stage == "all" else (args.stage,)
+    if "tables" in stages:
+        written = write_tables(data, results / "tables")
+        print(f"rir report: {len(written)} table files in {results / 'tables'}")
+    if "figures" in stages:
+        manifest = write_figures(data, out / "figures")
+        drawn = sum(1 for m in manifest if m["file"])
+        print(f"rir report: {drawn} figures ({len(manifest) - drawn} pending) in {out / 'figures'}")
+    if "html" in stages:
+        print(f"rir report: {write_html(data, out)}")
+    return 0

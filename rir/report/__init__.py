@@ -1,0 +1,119 @@
+"""The report: the paper's numbers beside the reproduced ones, every table, figure and claim, in one page.
+
+Three stages, each a `rir report` subcommand and a pipeline rule, each writing atomically:
+- tables:  results/<profile>/tables/{runs,families,table1..table5,figure4}.{csv,json} (rir.report.aggregate)
+- figures: reports/<profile>/figures/*.png and index.json (rir.report.figures)
+- html:    reports/<profile>/index.html, self-contained (rir.report.html); it aggregates the runs again
+           (cheap and deterministic) and embeds the figures the figures stage drew.
+
+`load` reads everything once: the profile's runs (rir.config.expand_runs), what exists of them on disk
+(rir.report.collect), the reference numbers (rir/reference/paper.yaml) and the ablation CSVs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rir.report.collect import RunRecord
+
+
+@dataclass
+class ReportData:
+    """Everything the stages need, read once."""
+
+    resolved: dict[str, Any]  # params.yaml with the profile applied
+    reference: dict[str, Any]  # paper.yaml
+    records: list[RunRecord]
+    ablation: pd.DataFrame
+    problems: list[str]  # one line per unreadable file, naming it
+    runs: pd.DataFrame
+    groups: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the profile or any run's metrics say synthetic: the report must then say so."""
+        return self.resolved.get("data") == "synthetic" or any(r.synthetic for r in self.records)
+
+    @property
+    def ablated_runs(self) -> list[str]:
+        return [r.spec.run_id for r in self.records if r.spec.ablate]
+
+
+def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
+         reference_path: str | Path | None = None, runs: dict | None = None) -> ReportData:
+    """Read a profile's results; `runs` replaces the profile's expansion (tests use it)."""
+    from rir.config import expand_runs, resolve_profile
+    from rir.report.aggregate import build_tables
+    from rir.report.collect import read_ablation, read_runs
+    from rir.report.reference import load_reference
+
+    resolved = resolve_profile(params, profile)
+    reference = load_reference(reference_path)
+    specs = runs if runs is not None else expand_runs(params, profile)
+    records = read_runs(results_dir, specs)
+    ablation, ablation_errors = read_ablation(results_dir, specs)
+    problems = [e for r in records for e in r.errors] + ablation_errors
+    runs_frame, groups, tables = build_tables(records, reference, resolved)
+    return ReportData(resolved, reference, records, ablation, problems, runs_frame, groups, tables)
+
+
+def write_tables(data: ReportData, tables_dir: str | Path) -> list[Path]:
+    """The tables stage; also writes claims.json beside the tables."""
+    from rir.io import atomic_write_json
+    from rir.report.aggregate import write_tables as write
+    from rir.report.claims import judge_claims
+
+    paths = write(tables_dir, data.runs, data.groups, data.tables)
+    claims = judge_claims(data.tables, data.ablation, data.ablated_runs, data.reference)
+    atomic_write_json(Path(tables_dir) / "claims.json", claims)
+    return [*paths, Path(tables_dir) / "claims.json"]
+
+
+def write_figures(data: ReportData, figures_dir: str | Path) -> list[dict[str, Any]]:
+    """The figures stage."""
+    from rir.report.figures import write_figures as draw
+
+    return draw(figures_dir, data.records, data.tables, data.ablation, data.reference, data.resolved,
+                data.synthetic)
+
+
+def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
+    """Everything the HTML template shows."""
+    from collections import Counter
+
+    from rir.report.aggregate import VERDICTS
+    from rir.report.claims import judge_claims
+    from rir.report.html import figure_views, provenance, run_views, table_views
+    from rir.report.recipe import footnotes
+
+    notes, family_notes = footnotes(data.records, data.reference, data.resolved)
+    statuses = Counter(r.status for r in data.records)
+    verdicts = Counter(v for t in data.tables.values() for v in t["verdict"])
+    return {
+        "paper": data.reference["paper"],
+        "prov": provenance(data.records, data.resolved, data.synthetic),
+        "status_counts": {"total": len(data.records), "by_status": sorted(statuses.items())},
+        "verdict_counts": [(v, verdicts[v]) for v in VERDICTS if verdicts.get(v)],
+        "claims": judge_claims(data.tables, data.ablation, data.ablated_runs, data.reference),
+        "tables": table_views(data.tables, data.reference, family_notes),
+        "figures": figure_views(Path(figures_dir)),
+        "notes": notes,
+        "problems": data.problems,
+        "runs": run_views(data.records, data.reference),
+    }
+
+
+def write_html(data: ReportData, report_dir: str | Path) -> Path:
+    """The html stage: reports/<profile>/index.html, embedding reports/<profile>/figures/."""
+    from rir.io import atomic_write_text
+    from rir.report.html import render
+
+    report_dir = Path(report_dir)
+    target = report_dir / "index.html"
+    atomic_write_text(target, render(context(data, report_dir / "figures")))
+    return target

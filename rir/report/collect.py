@@ -1,0 +1,156 @@
+"""Read what the pipeline has produced for a profile: run directories and Figure 3's ablation CSVs.
+
+Layout (results/<profile>/): `runs/<run_id>/` with metrics.json (written last: its presence means the run
+ended), history.csv, config.json, env.json and optionally eval.json (`rir evaluate`); `ablation/<run_id>.csv`.
+
+Tolerance, chosen so that one bad file never hides the rest of the report:
+- a missing file means the run (or its ablation) is still *pending*;
+- a file that exists but cannot be parsed makes that run *unreadable*: the report shows it, with the file
+  named, and `rir report --strict` turns it into an error (exit 2);
+- keys the report does not know are ignored; metrics.json may name its time `wall_time_s` or `wall_seconds`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rir.config import RunSpec
+
+# Statuses of a run, as the report shows them.
+COMPLETED, DIVERGED, PENDING, UNREADABLE = "completed", "diverged", "pending", "unreadable"
+ABLATION_COLUMNS = ("layer", "stream", "reading", "accuracy", "baseline_accuracy")
+
+
+@dataclass
+class RunRecord:
+    """One run of the profile and whatever of it exists on disk."""
+
+    spec: RunSpec
+    run_dir: Path
+    status: str = PENDING
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
+    env: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
+    history: pd.DataFrame | None = None
+    errors: list[str] = field(default_factory=list)  # one line per unreadable file, naming it
+
+    @property
+    def accuracy(self) -> float | None:
+        value = self.metrics.get("test_accuracy") if self.status == COMPLETED else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def wall_time_s(self) -> float:
+        for key in ("wall_time_s", "wall_seconds", "train_seconds"):
+            value = self.metrics.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        return 0.0
+
+    @property
+    def synthetic(self) -> bool | None:
+        value = self.metrics.get("synthetic")
+        return value if isinstance(value, bool) else None
+
+
+def _read_json(path: Path, errors: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        errors.append(f"{path}: unreadable JSON ({err})")
+        return None
+    if not isinstance(value, dict):
+        errors.append(f"{path}: expected a JSON object, found {type(value).__name__}")
+        return None
+    return value
+
+
+def _read_history(path: Path, errors: list[str]) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+        errors.append(f"{path}: unreadable CSV ({str(err).splitlines()[0] if str(err) else err})")
+        return None
+    if "epoch" not in frame.columns:
+        errors.append(f"{path}: no 'epoch' column")
+        return None
+    for column in frame.columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def _safe_name(run_id: str) -> bool:
+    # Run ids from rir.config are file-name safe; anything else must not reach outside runs/.
+    return bool(run_id) and "/" not in run_id and "\\" not in run_id and run_id not in {".", ".."}
+
+
+def read_run(results_dir: Path, spec: RunSpec) -> RunRecord:
+    """The record of one run; never raises for a missing or damaged file (see the module docstring)."""
+    run_dir = results_dir / "runs" / spec.run_id
+    record = RunRecord(spec=spec, run_dir=run_dir)
+    if not _safe_name(spec.run_id):
+        record.status = UNREADABLE
+        record.errors.append(f"run id {spec.run_id!r} is not a safe directory name")
+        return record
+    errors = record.errors
+    metrics = _read_json(run_dir / "metrics.json", errors)
+    record.config = _read_json(run_dir / "config.json", errors)
+    record.env = _read_json(run_dir / "env.json", errors)
+    record.evaluation = _read_json(run_dir / "eval.json", errors)
+    record.history = _read_history(run_dir / "history.csv", errors)
+    if metrics is not None:
+        record.metrics = metrics
+        status = metrics.get("status", COMPLETED)
+        if status == DIVERGED:
+            record.status = DIVERGED
+        elif status == COMPLETED and isinstance(metrics.get("test_accuracy"), (int, float)):
+            record.status = COMPLETED
+        elif status == COMPLETED:
+            errors.append(f"{run_dir / 'metrics.json'}: status completed but no numeric test_accuracy")
+        # Any other status (e.g. "preempted") is an unfinished run: pending.
+    if any(str(run_dir / "metrics.json") in e for e in errors):
+        record.status = UNREADABLE
+    return record
+
+
+def read_runs(results_dir: str | Path, runs: dict[str, RunSpec]) -> list[RunRecord]:
+    """Records of every run of the profile, in the order of `runs`."""
+    return [read_run(Path(results_dir), spec) for spec in runs.values()]
+
+
+def read_ablation(results_dir: str | Path, runs: dict[str, RunSpec]) -> tuple[pd.DataFrame, list[str]]:
+    """Figure 3's rows of every ablated run that has its CSV, and one error line per unreadable CSV."""
+    frames, errors = [], []
+    for spec in runs.values():
+        if not spec.ablate or not _safe_name(spec.run_id):
+            continue
+        path = Path(results_dir) / "ablation" / f"{spec.run_id}.csv"
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+            errors.append(f"{path}: unreadable CSV ({str(err).splitlines()[0] if str(err) else err})")
+            continue
+        missing = [c for c in ABLATION_COLUMNS if c not in frame.columns]
+        if missing:
+            errors.append(f"{path}: missing columns {', '.join(missing)}")
+            continue
+        frame = frame.assign(run_id=spec.run_id, model=spec.model, dataset=spec.dataset, seed=spec.seed)
+        for column in ("layer", "accuracy", "baseline_accuracy"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frames.append(frame)
+    columns = ["run_id", "model", "dataset", "seed", *ABLATION_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns), errors
+    return pd.concat(frames, ignore_index=True), errors
