@@ -10,6 +10,8 @@ that admits only numpy arrays and plain containers, and stores the uint8 arrays 
     ROOT/<dataset>/manifest.json             provenance, sha256 of prepared.npz, counts, channel mean/std
 
 Training reads only the prepared arrays, through `load_arrays`, which checks the manifest's hash first.
+(One module, longer than most, on purpose: the writer and the safe reader share the format, and the data
+folder's layout is defined in one place.)
 Synthetic tarballs use exactly the official layout (member names, byte-string dict keys, protocol-2 pickles
 of uint8 arrays), so the offline tests exercise the same reading code as the real data.
 """
@@ -504,8 +506,11 @@ def _download(url: str, folder: Path, fname: str, progress: bool) -> Path:
     logger.setLevel("WARNING")  # we verify md5 ourselves; pooch's advice about SHA256 would only confuse
     try:
         return Path(pooch.retrieve(url, known_hash=None, fname=fname, path=staging, progressbar=progress))
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        status = getattr(getattr(err, "response", None), "status_code", None) or 0
+        if 400 <= status < 500:  # the URL is wrong (a user's mistake); other failures are the network's
+            raise UserError(f"cannot download {url}: HTTP {status}") from None
         raise
     finally:
         logger.setLevel(level)
@@ -546,7 +551,8 @@ def _resolve_source(spec: DatasetSpec, source: str | None, synthetic: bool, targ
         # A synthetic tarball served over http carries its sidecar at URL.md5, as `rir synth` writes it.
         side = _download(source + ".md5", target.parent, target.name + ".md5", progress=False)
         try:
-            return _Source(None, source, _parse_sidecar(side.read_text(), source + ".md5"), True)
+            md5 = _parse_sidecar(side.read_text(), source + ".md5")
+            return _Source(None, source, md5, synthetic=md5 != spec.md5)
         finally:
             shutil.rmtree(side.parent)
     if parsed.scheme == "file":
@@ -559,7 +565,8 @@ def _resolve_source(spec: DatasetSpec, source: str | None, synthetic: bool, targ
             raise UserError(f"--synthetic needs a tarball: give --from FILE, or put it at {target}")
         return _Source(None, spec.url, spec.md5, False)
     if _sidecar(local).is_file():
-        return _Source(local, None, _parse_sidecar(_sidecar(local).read_text(), str(_sidecar(local))), True)
+        md5 = _parse_sidecar(_sidecar(local).read_text(), str(_sidecar(local)))
+        return _Source(local, None, md5, synthetic=md5 != spec.md5)  # a sidecar may hold the official md5
     if synthetic:
         raise UserError(f"--synthetic: no sidecar {_sidecar(local)} (written by rir synth) beside {local}")
     return _Source(local, None, spec.md5, False)

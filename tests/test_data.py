@@ -251,6 +251,12 @@ def test_fetch_over_http_with_pooch(tmp_path, capsys, http_folder, synthetic_tar
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert DATASETS["cifar10"].md5 in err and "does not match" in err
     assert snapshot(root) == before
+    # A URL that is not there is the user's mistake: exit 2, one line, nothing kept.
+    code, _, err = rir(
+        capsys, "fetch", "--dataset", "cifar10", "--root", root, "--from", f"{url}/nope.tar.gz"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "HTTP 404" in err
+    assert snapshot(root) == before
 
 
 def test_preplaced_tarball_is_used_and_a_second_fetch_is_a_no_op(tmp_path, capsys, synthetic_tarball):
