@@ -46,6 +46,10 @@ PREPARED_NAME = "prepared.npz"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 _MAX_MEMBER_BYTES = 1 << 30  # the largest official member is 155 MB; anything far bigger is a bomb
+_MAX_SYNTH_IMAGES = 300_000  # per split: six times CIFAR, and one batch stays under _MAX_MEMBER_BYTES
+# numpy's array rebuilder, which array pickles name: numpy.core.multiarray._reconstruct in numpy 1 (and in the
+# official batches), numpy._core.multiarray._reconstruct in numpy 2; taken from an array, whichever it is.
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # CIFAR-100's 20 superclasses (coarse labels) and their 5 classes each, as on the dataset's page; the fine
@@ -267,8 +271,8 @@ def synthesize(dataset: str, out: str | os.PathLike, n_train: int, n_test: int, 
     The bytes depend only on the arguments (fixed tar and gzip timestamps), so a rerun gives the same md5.
     """
     spec = get_spec(dataset)
-    if n_train < 1 or n_test < 1:
-        raise UserError(f"--n-train and --n-test must be >= 1 (got {n_train} and {n_test})")
+    if not (1 <= n_train <= _MAX_SYNTH_IMAGES and 1 <= n_test <= _MAX_SYNTH_IMAGES):
+        raise UserError(f"--n-train and --n-test must be 1..{_MAX_SYNTH_IMAGES} (got {n_train}, {n_test})")
     rng = np.random.default_rng(seed)
     signal = ClassSignal.draw(spec.num_classes, rng)
     class_names = CIFAR10_CLASSES if spec.name == "cifar10" else CIFAR100_CLASSES
@@ -321,13 +325,8 @@ def synthesize(dataset: str, out: str | os.PathLike, n_train: int, n_test: int, 
 # Reading a tarball safely
 
 
-def _reconstruct_function():
-    return np.zeros(0).__reduce__()[0]
-
-
-_RECONSTRUCT = _reconstruct_function()  # numpy's array rebuilder, whatever module this numpy keeps it in
-# Everything a CIFAR batch pickle may name: the array rebuilder under its numpy 1 and numpy 2 names, the array
-# and dtype classes. Lists, dicts, bytes and ints need no global. Anything else (os.system, builtins.eval,
+# Everything a CIFAR batch pickle may name: the array rebuilder under both its names, the array and dtype
+# classes. Lists, dicts, bytes and ints need no global. Anything else (os.system, builtins.eval,
 # codecs, ...) is refused before it is even looked up.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,

@@ -441,6 +441,8 @@ def test_malicious_pickle_does_not_run_through_the_subprocess_cli(tmp_path, synt
         ["synth", "--dataset", "svhn", "--out", "ROOT/x.tar.gz", "--n-train", "1", "--n-test", "1"],
         ["synth", "--dataset", "cifar10", "--out", "ROOT/x.tar.gz", "--n-train", "0", "--n-test", "1"],
         ["synth", "--dataset", "cifar10", "--out", "ROOT/x.tar.gz", "--n-train", "1", "--n-test", "-3"],
+        ["synth", "--dataset", "cifar100", "--out", "ROOT/x.tar.gz", "--n-train", "10**9", "--n-test", "1"],
+        ["synth", "--dataset", "cifar100", "--out", "ROOT/x.tar.gz", "--n-train", "400000", "--n-test", "1"],
         ["fetch", "--dataset", "cifar10", "--root", "ROOT", "--from", "ROOT/missing.tar.gz"],
         ["fetch", "--dataset", "cifar10", "--root", "ROOT", "--synthetic"],
     ],
