@@ -185,7 +185,8 @@ def acquire_gpu(
     _prepare_lock_dir(lock_dir, must_own=not explicit)
     holder = holder or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) or "python"
     n_slots = n_gpus * runs_per_gpu
-    started = last_report = time.monotonic()
+    started = time.monotonic()
+    last_report: float | None = None  # the first wait is reported at once, then every PROGRESS_EVERY_S
     while True:
         for gpu, slot in _slots(n_gpus, runs_per_gpu):
             path = lock_dir / _lock_name(gpu, slot)
@@ -203,7 +204,7 @@ def acquire_gpu(
                 f"all {n_slots} GPU slots ({n_gpus} GPUs x {runs_per_gpu} runs) in {lock_dir} are held"
             )
         now = time.monotonic()
-        if now - last_report >= PROGRESS_EVERY_S:
+        if last_report is None or now - last_report >= PROGRESS_EVERY_S:
             last_report = now
             print(
                 f"rir: waiting {now - started:.0f} s for a free GPU slot "

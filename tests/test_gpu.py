@@ -134,7 +134,6 @@ def test_sigkilled_holder_frees_its_slot(tmp_path, holders):
 
 
 def test_waiting_prints_progress(tmp_path, holders, monkeypatch, capsys):
-    monkeypatch.setattr(gpu, "PROGRESS_EVERY_S", 0.0)
     holder = start_holder(tmp_path, n_gpus=1, runs_per_gpu=1, name="busy-run")
     holders.append(holder)
     read_lease(holder)
