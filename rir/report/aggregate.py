@@ -140,7 +140,7 @@ def build_table(table_id: str, table: dict[str, Any], groups: pd.DataFrame,
     """The long form of one paper table: one row per cell, paper cells first in the paper's order."""
     mine = groups[(groups["family"] == table["family"]) & groups["dataset"].isin(table["datasets"])] \
         if len(groups) else groups
-    by_key = {(g["model"], g["dataset"], g["grid"]): g for g in mine.to_dict("records")}
+    by_key = {(g["model"], g["dataset"], g["grid"]): g for g in records(mine)}
     cells, used = [], set()
     for paper in table["cells"]:
         key = (paper["model"], paper["dataset"], grid_key(paper.get("grid")))

@@ -65,7 +65,12 @@ def training_curves(records: list[RunRecord], family: str, fam_def: dict[str, An
     data = pd.concat(rows, ignore_index=True)
     datasets = sorted(data["dataset"].unique())
     plt = _pyplot()
-    fig, axes = plt.subplots(2, len(datasets), figsize=(5.2 * len(datasets), 6.4), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    # One colour per group across panels, so a line keeps its colour when a dataset lacks some runs.
+    palette = plt.get_cmap("tab20" if data["group"].nunique() > 10 else "tab10").colors
+    colour = {g: palette[i % len(palette)] for i, g in enumerate(dict.fromkeys(data["group"]))}
+    fig, axes = plt.subplots(2, len(datasets), figsize=(max(7.5, 5.2 * len(datasets)), 6.4), squeeze=False)
     for j, dataset in enumerate(datasets):
         part = data[data["dataset"] == dataset]
         for metric, ax, ylabel in (("test_acc", axes[0][j], "test accuracy (%)"),
@@ -74,13 +79,15 @@ def training_curves(records: list[RunRecord], family: str, fam_def: dict[str, An
                 continue
             for group, lines in part.groupby("group", sort=False):
                 mean = lines.groupby("epoch")[metric].mean()
-                ax.plot(mean.index, mean.values, marker="o", markersize=3, linewidth=1.2, label=group)
+                ax.plot(mean.index, mean.values, marker="o", markersize=3, linewidth=1.2, label=group,
+                        color=colour[group])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             ax.set_title(reference["datasets"].get(dataset, dataset), fontsize=10)
         axes[0][j].legend(fontsize=6.5, loc="lower right")
-    _finish(fig, f"Training curves, family {family} (mean over seeds)", synthetic, target)
+    _finish(fig, f"Training curves: {family}", synthetic, target)
     return True
 
 
@@ -125,21 +132,24 @@ def figure4(cells: pd.DataFrame, reference: dict[str, Any], synthetic: bool, tar
         return False
     datasets = sorted({c["dataset"] for c in done})
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.6 * len(datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(7.5, 5.6 * len(datasets)), 4.0), squeeze=False)
     for j, dataset in enumerate(datasets):
         ax = axes[0][j]
         mine = [c for c in done if c["dataset"] == dataset]
-        for model in dict.fromkeys(c["model"] for c in mine):
+        models = list(dict.fromkeys(c["model"] for c in mine))
+        for k, model in enumerate(models):
             pts = sorted((c["grid"]["layers_per_block"], c["mean"], c["half_width"] or 0.0)
                          for c in mine if c["model"] == model)
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
-                        capsize=4, label=reference["models"].get(model, model))
+            shift = 0.04 * (k - (len(models) - 1) / 2)  # side by side, so error bars do not hide each other
+            ax.errorbar([p[0] + shift for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
+                        marker="o", capsize=4, label=reference["models"].get(model, model))
+        ax.set_xticks(sorted({c["grid"]["layers_per_block"] for c in mine}))
         ax.set_xlabel("layers per residual block")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(reference["datasets"].get(dataset, dataset), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _finish(fig, "Figure 4: accuracy vs depth of residual blocks (mean, 95 % t-interval)", synthetic, target)
+    _finish(fig, "Figure 4: accuracy vs layers per residual block", synthetic, target)
     return True
 
 
@@ -159,9 +169,11 @@ def table4_heatmap(cells: pd.DataFrame, synthetic: bool, target: Path) -> bool:
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
     for i in range(len(rows)):
         for j in range(len(cols)):
-            text = "pending" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}"
-            colour = "black" if np.isnan(grid[i, j]) else "white"
-            ax.text(j, i, text, ha="center", va="center", color=colour)
+            value = grid[i, j]
+            # Dark text on the bright end of viridis, white on the dark end.
+            bright = not np.isnan(value) and image.norm(value) > 0.6
+            ax.text(j, i, "pending" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
+                    color="black" if np.isnan(value) or bright else "white", weight="bold")
     ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("layers per block")
@@ -187,7 +199,8 @@ def write_figures(out_dir: str | Path, records: list[RunRecord], tables: dict[st
          "read it.",
          lambda t: figure3(ablation, reference, synthetic, t)),
         ("figure4.png", "Figure 4: ResNet vs RiR over layers per residual block",
-         "Mean test accuracy over seeds; error bars: 95 % t-interval (none with one seed).",
+         "Mean test accuracy over finished seeds; error bars: 95 % t-interval (none with one seed); "
+         "diverged seeds are left out (see Runs).",
          lambda t: figure4(tables.get("figure4", empty), reference, synthetic, t)),
         ("table4_heatmap.png", "Table 4 as a heatmap",
          "Mean test accuracy of RiR per blocks per stage x layers per block.",

@@ -95,6 +95,7 @@ def table_views(tables: dict[str, pd.DataFrame], reference: dict[str, Any],
         sources = []
         for cell in cells:
             cell["anchors"] = [(rid, run_anchor(rid)) for rid in cell.get("run_ids") or []]
+            cell["source_n"] = None
             if cell.get("paper_source"):
                 sources.append(cell["paper_source"])
                 cell["source_n"] = len(sources)
