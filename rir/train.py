@@ -19,7 +19,8 @@ env.json, then metrics.json last) appear only when the run ends. Every epoch end
 state dir; the same command run again resumes. Exit codes: 0 done; 2 bad input; 3 diverged (NaN/inf
 loss; status "diverged" in metrics.json); 75 (EX_TEMPFAIL, sysexits.h) after SIGTERM: the current step was
 finished and checkpointed, rerun to resume. No host-device synchronisation inside the step loop: loss and
-accuracy are accumulated on the device and read once per epoch.
+accuracy are accumulated on the device and read once per epoch, so a NaN/inf loss stops the run at the end of
+the epoch in which it appeared.
 """
 
 from __future__ import annotations
