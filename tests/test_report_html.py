@@ -1,0 +1,157 @@
+"""The HTML report and `rir report`: self-contained, escaped, partial results shown as pending, and the page
+as real headless Chromium renders it (no console errors, a real screenshot at phone and laptop widths)."""
+
+import base64
+import importlib.util
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rir.config import RunSpec, expand_runs, load_params
+from rir.report import load, write_figures, write_html
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("fixture_results",
+                                               ROOT / "tests/fixtures/report/fixture_results.py")
+fx = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fx)
+EVIL = "<script>alert(1)</script>"
+
+
+def rir(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "rir", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    """`rir report` (all stages) over complete smoke-profile fixture results."""
+    root = tmp_path_factory.mktemp("smoke")
+    fx.write_results(root / "results", expand_runs(load_params(ROOT / "params.yaml"), "smoke"))
+    proc = rir("report", "--profile", "smoke", "--results", str(root / "results"),
+               "--out", str(root / "report"))
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_smoke_report_shows_every_table_figure_claim_and_the_banner(smoke_report):
+    html = (smoke_report / "report" / "index.html").read_text(encoding="utf-8")
+    assert "SYNTHETIC DATA" in html and "synthetic-banner" in html
+    assert "94.99" in html and "77.10" in html and "nutszebra/resnet_in_resnet" in html
+    for table in ("table1", "table2", "table3", "table4", "table5", "figure4"):
+        assert f'id="{table}"' in html
+    for claim in range(1, 8):
+        assert f'id="claim-{claim}"' in html
+    manifest = (smoke_report / "report" / "figures" / "index.json").read_text()
+    drawn = manifest.count('"status": "drawn"')
+    assert drawn == 9 and html.count('src="data:image/png;base64,') == drawn
+    # Self-contained: nothing loaded from elsewhere, no script at all.
+    assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html.lower()
+    assert "Recipe notes" in html and "epochs = 2 here; the paper: 82" in html
+    assert "width_scale = 0.125" in html and "lr = 0.1: not stated in the paper" in html
+    assert "x86_64" in html and "2.13.0+cpu" in html and "0123456789abcdef" in html
+    tables = smoke_report / "results" / "tables"
+    assert (tables / "table3.csv").is_file() and (tables / "claims.json").is_file()
+
+
+def test_stages_run_one_at_a_time(tmp_path):
+    fx.write_results(tmp_path / "results", expand_runs(load_params(ROOT / "params.yaml"), "smoke"),
+                     pending=set(list(expand_runs(load_params(ROOT / "params.yaml"), "smoke"))[2:]))
+    common = ("--profile", "smoke", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"))
+    assert rir("report", "tables", *common).returncode == 0
+    assert (tmp_path / "results" / "tables" / "table1.json").is_file()
+    assert not (tmp_path / "out").exists()
+    proc = rir("report", "html", *common)  # before the figures stage: the page says so
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "No figures yet" in html and "pending" in html
+
+
+def test_partial_results_render_with_pending(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    runs = expand_runs(params, "smoke")
+    done = {"rir_18_wide__cifar10__s0", "cnn_18__cifar10__s0"}
+    fx.write_results(tmp_path, runs, pending=set(runs) - done)
+    data = load(params, "smoke", tmp_path)
+    write_figures(data, tmp_path / "report" / "figures")
+    html = write_html(data, tmp_path / "report").read_text()
+    assert "30 pending" in html and "2 completed" in html
+    assert "Pending: nothing to draw yet." in html  # Figures 3, 4 and the heatmap have no data
+    assert "Pending: no metrics.json yet." in html
+    assert html.count('class="badge v-pending"') >= 20
+
+
+def test_markup_in_run_ids_and_model_names_is_inert(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    recipe = {"epochs": 3, "batch_size": 128}
+    evil = RunSpec(EVIL, EVIL, "cifar10", 0, {}, recipe, ("table3",))
+    named = RunSpec("evil__cifar10__s0", f"rir_18{EVIL}", "cifar10", 0, {"note": EVIL}, recipe, ("table3",))
+    fx.write_run(tmp_path, named, acc=50.0)
+    data = load(params, "smoke", tmp_path, runs={evil.run_id: evil, named.run_id: named})
+    html = write_html(data, tmp_path / "report").read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "is not a safe directory name" in html  # the unsafe id is never used as a path
+    assert re.findall(r'id="(run-[^"]*)"', html) and all(
+        re.fullmatch(r"run-[A-Za-z0-9_-]+", a) for a in re.findall(r'id="(run-[^"]*)"', html))
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    proc = rir("report", "--params", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = rir("report", "--profile", "no_such_profile", "--results", str(tmp_path))
+    assert proc.returncode == 2 and "no_such_profile" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "paper.yaml"
+    bad.write_text((ROOT / "rir/reference/paper.yaml").read_text().replace("value: 94.99", "value: high"))
+    proc = rir("report", "tables", "--profile", "smoke", "--results", str(tmp_path), "--reference", str(bad))
+    assert proc.returncode == 2 and "rir_18_wide/cifar10).value: 'high'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_strict_makes_an_unreadable_file_an_error(tmp_path):
+    runs = expand_runs(load_params(ROOT / "params.yaml"), "smoke")
+    spec = runs["cnn_18__cifar10__s0"]
+    fx.write_run(tmp_path, spec)
+    (tmp_path / "runs" / spec.run_id / "metrics.json").write_text("{")
+    common = ("tables", "--profile", "smoke", "--results", str(tmp_path))
+    lenient = rir("report", *common)
+    assert lenient.returncode == 0 and "warning" in lenient.stderr and "metrics.json" in lenient.stderr
+    strict = rir("report", *common, "--strict")
+    assert strict.returncode == 2 and "metrics.json" in strict.stderr
+    assert len(strict.stderr.strip().splitlines()) == 1
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width, height", [(390, 2200), (1280, 2400)])
+def test_report_in_headless_chromium(smoke_report, tmp_path, width, height):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    page = (smoke_report / "report" / "index.html").resolve().as_uri()
+    shot = tmp_path / f"report-{width}.png"
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--enable-logging=stderr", "--v=0", f"--window-size={width},{height}",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    proc = subprocess.run([browser, *flags, f"--screenshot={shot}", page], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # Console messages (script errors, CSP violations, failed loads) are logged as CONSOLE lines.
+    assert "CONSOLE" not in proc.stderr, proc.stderr
+    data = shot.read_bytes()
+    assert _png_size(data) == (width, height) and len(data) > 20_000
+    dom = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0 and "CONSOLE" not in dom.stderr
+    assert "SYNTHETIC DATA" in dom.stdout and "94.99" in dom.stdout and "<script" not in dom.stdout.lower()
+    # The figures decode as PNGs inside the page.
+    first = re.search(r'src="data:image/png;base64,([^"]+)"', dom.stdout).group(1)
+    assert _png_size(base64.b64decode(first))[0] > 500
