@@ -115,7 +115,7 @@ def _note(cell: dict[str, Any]) -> str:
     parts = []
     for key, word in (("n_diverged", "diverged"), ("n_pending", "pending"), ("n_unreadable", "unreadable")):
         if cell.get(key):
-            parts.append(f"{cell[key]} of {cell['n_runs']} seeds {word}")
+            parts.append(f"{cell[key]} of {cell['n_runs']} seed{'s' * (cell['n_runs'] > 1)} {word}")
     return "; ".join(parts)
 
 

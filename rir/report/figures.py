@@ -196,7 +196,7 @@ def write_figures(out_dir: str | Path, records: list[RunRecord], tables: dict[st
         ("figure3.png", "Figure 3: zeroing each stream, one layer at a time",
          "Test accuracy of trained models after zeroing one ResNet Init layer's learned connections of the "
          "residual or the transient stream; left: the kernels that write the stream, right: those that "
-         "read it.",
+         "read it. Claim 6 is judged on the left ('write') reading.",
          lambda t: figure3(ablation, reference, synthetic, t)),
         ("figure4.png", "Figure 4: ResNet vs RiR over layers per residual block",
          "Mean test accuracy over finished seeds; error bars: 95 % t-interval (none with one seed); "

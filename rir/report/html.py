@@ -83,7 +83,7 @@ def run_views(records_: list[RunRecord], reference: dict[str, Any]) -> list[dict
 
 
 def table_views(tables: dict[str, pd.DataFrame], reference: dict[str, Any],
-                family_notes: dict[str, list[int]]) -> list[dict[str, Any]]:
+                family_notes: dict[str, list[int]], seeds: dict[str, int]) -> list[dict[str, Any]]:
     """Each table as a grid (rows x columns of cells) plus its sources, in paper.yaml's order."""
     views = []
     for table_id, frame in tables.items():
@@ -94,7 +94,8 @@ def table_views(tables: dict[str, pd.DataFrame], reference: dict[str, Any],
         grid = {(c["row"], c["column"]): c for c in cells}
         sources = []
         for cell in cells:
-            cell["anchors"] = [(rid, run_anchor(rid)) for rid in cell.get("run_ids") or []]
+            cell["anchors"] = [(f"seed {seeds.get(rid, '?')}", run_anchor(rid))
+                               for rid in cell.get("run_ids") or []]
             cell["source_n"] = None
             if cell.get("paper_source"):
                 sources.append(cell["paper_source"])
