@@ -50,8 +50,9 @@ def load_run_model(run_dir: str | Path) -> dict:
     return saved
 
 
-def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str = "auto") -> dict:
-    """Recompute the test accuracy of a finished run and write RUN_DIR/eval.json."""
+def load_trained(run_dir: str | Path, data_root: str | None = None, device: str = "auto"):
+    """(model on its device in eval mode, evaluation DeviceLoader over the test set, TrainConfig, CifarArrays)
+    of a finished run; `data_root` replaces the config's when the data moved."""
     from rir.data import load_arrays
     from rir.loader import DeviceLoader
     from rir.models import create_model
@@ -68,15 +69,21 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
     except RuntimeError as err:
         raise UserError(f"{Path(run_dir) / 'model.pt'} does not fit model {cfg.model!r}: "
                         f"{str(err).splitlines()[0]}") from None
-    model.to(dev)
+    model.to(dev).eval()
     loader = DeviceLoader(arrays.test_images, arrays.test_labels, arrays.mean, arrays.std,
                           cfg.batch_size, dev, train=False)
+    return model, loader, cfg, arrays
+
+
+def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str = "auto") -> dict:
+    """Recompute the test accuracy of a finished run and write RUN_DIR/eval.json."""
+    model, loader, cfg, arrays = load_trained(run_dir, data_root, device)
     test_loss, test_acc = evaluate_model(model, loader)
     result = {
         "run_dir": str(run_dir), "model": cfg.model, "dataset": cfg.dataset,
         "synthetic": bool(arrays.synthetic),
         "test_accuracy": test_acc, "test_error": 100.0 - test_acc, "test_loss": test_loss,
-        "test_images": len(arrays.test_labels), "device": str(dev),
+        "test_images": len(arrays.test_labels), "device": str(loader.device),
     }
     atomic_write_json(Path(run_dir) / "eval.json", result)
     return result

@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rir.evaluate import evaluate_run
+    from rir.gpu import apply_gpu_lease
 
+    apply_gpu_lease(args.device)  # before anything touches CUDA (rir.gpu)
     result = evaluate_run(args.run_dir, data_root=args.data_root, device=args.device)
     kind = "synthetic" if result["synthetic"] else "real"
     print(f"test accuracy {result['test_accuracy']:.2f}% on {result['test_images']} {kind} "

@@ -61,9 +61,11 @@ def options_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rir.gpu import apply_gpu_lease
     from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, TrainConfig, train
 
     cfg = TrainConfig.from_dict(options_from_args(args))
+    apply_gpu_lease(cfg.device)  # before anything touches CUDA: picks this run's GPU slot (rir.gpu)
     metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
         print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "
