@@ -155,3 +155,17 @@ def test_report_in_headless_chromium(smoke_report, tmp_path, width, height):
     # The figures decode as PNGs inside the page.
     first = re.search(r'src="data:image/png;base64,([^"]+)"', dom.stdout).group(1)
     assert _png_size(base64.b64decode(first))[0] > 500
+
+
+def test_real_data_report_has_no_synthetic_label(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    runs = {k: v for k, v in expand_runs(params, "paper").items() if "table1_2" in v.families}
+    for spec in runs.values():
+        fx.write_run(tmp_path, spec, acc=95.2, synthetic=False)
+    data = load(params, "paper", tmp_path, runs=runs)
+    write_figures(data, tmp_path / "report" / "figures")
+    html = write_html(data, tmp_path / "report").read_text()
+    body = html.split("</style>", 1)[1]
+    assert "Data: real CIFAR-10 / CIFAR-100" in body
+    assert "SYNTHETIC DATA" not in body and "synthetic-banner" not in body
+    assert 'class="badge v-reproduced">reproduced' in html  # 95.2 ± 0 against 94.99

@@ -97,7 +97,7 @@ def figure3(ablation: pd.DataFrame, reference: dict[str, Any], synthetic: bool, 
         return False
     keys = list(ablation.groupby(["model", "dataset"], sort=False).groups)
     plt = _pyplot()
-    fig, axes = plt.subplots(len(keys), 2, figsize=(10, 2.9 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(len(keys), 2, figsize=(10, 2.9 * len(keys) + 0.8), squeeze=False)
     colours = {"residual": "#1f77b4", "transient": "#d62728"}
     for i, (model, dataset) in enumerate(keys):
         part = ablation[(ablation["model"] == model) & (ablation["dataset"] == dataset)]
