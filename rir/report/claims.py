@@ -37,6 +37,10 @@ def _fmt(x: float | None) -> str:
     return "diverged" if x == -math.inf else f"{x:.2f} %"
 
 
+def _fmt_grid(value: Any) -> str:
+    return "×".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _cells(tables: dict[str, pd.DataFrame], table_id: str) -> list[dict[str, Any]]:
     frame = tables.get(table_id)
     return [] if frame is None else records(frame)
@@ -80,7 +84,8 @@ def _pairs(cells, pairs, reference) -> list[tuple[str, bool | None]]:
 
 def _claim_table4(cells) -> tuple[str, list[str]]:
     ran = [c for c in cells if c.get("n_runs")]
-    scores = [(f"{c['row']} / {c['column']}", _score(c)) for c in ran]
+    scores = [(", ".join(f"{k} {_fmt_grid(v)}" for k, v in sorted(c["grid"].items())), _score(c))
+              for c in ran]
     evidence = [f"{what}: {_fmt(s)}" for what, s in scores]
     if any(s == -math.inf for _, s in scores):
         return FAILS, evidence + ["a configuration diverged"]

@@ -7,7 +7,8 @@ Tolerance, chosen so that one bad file never hides the rest of the report:
 - a missing file means the run (or its ablation) is still *pending*;
 - a file that exists but cannot be parsed makes that run *unreadable*: the report shows it, with the file
   named, and `rir report --strict` turns it into an error (exit 2);
-- keys the report does not know are ignored; metrics.json may name its time `wall_time_s` or `wall_seconds`.
+- keys the report does not know are ignored; metrics.json may name its time `wall_time_s` or `wall_seconds`;
+- only the runs params.yaml gives the profile are read: a stale run folder from an older grid is ignored.
 """
 
 from __future__ import annotations
