@@ -19,6 +19,12 @@ _VALUE_OPTIONS = ("model", "dataset", "data_root", "epochs", "batch_size", "lr",
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", metavar="RUN_ID",
+                        help="a run of params.yaml's grid (see `rir plan`): its model, dataset, seed and"
+                             " recipe; flags given as well override them")
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file for --run (default: %(default)s)")
+    parser.add_argument("--profile", help="profile of params.yaml for --run (default: the file's `profile`)")
     parser.add_argument("--model", help="registered model name (see `rir models`); default rir_18_wide")
     parser.add_argument("--dataset", help="cifar10 | cifar100; default cifar10")
     parser.add_argument("--data-root", help="prepared data folder (`rir fetch --root`); default data")
@@ -60,11 +66,25 @@ def options_from_args(args: argparse.Namespace) -> dict:
     return options
 
 
+def run_options(args: argparse.Namespace) -> dict:
+    """The options of `--run RUN_ID` from params.yaml (the same expansion Snakemake and DVC use), or {}."""
+    if not args.run:
+        return {}
+    from rir.config import expand_runs, load_params
+
+    params = load_params(args.params)
+    runs = {**expand_runs(params, args.profile), **expand_runs(params, args.profile, optional=True)}
+    if args.run not in runs:
+        raise UserError(f"run {args.run!r} is not in {args.params} (profile "
+                        f"{args.profile or params.get('profile', 'paper')}); `rir plan` lists the runs")
+    return runs[args.run].train_options()
+
+
 def run(args: argparse.Namespace) -> int:
     from rir.gpu import apply_gpu_lease
     from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, TrainConfig, train
 
-    cfg = TrainConfig.from_dict(options_from_args(args))
+    cfg = TrainConfig.from_dict({**run_options(args), **options_from_args(args)})
     apply_gpu_lease(cfg.device)  # before anything touches CUDA: picks this run's GPU slot (rir.gpu)
     metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
