@@ -99,6 +99,23 @@ def test_resnet_init_equals_generalized_block(shape, form, linear, stage):
     assert (grads[2] - ref_kernel).abs().max() < TOL
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_identity_subsamples_crops_and_zero_pads(stride, padding):
+    torch.manual_seed(6)
+    layers = {form: ResNetInitConv2d(5, 7, 3, stride, 2, padding, form).double()
+              for form in ("fused", "explicit")}
+    layers["explicit"].weight.data.copy_(layers["fused"].weight.data)
+    x = torch.randn(2, 5, 9, 9, dtype=torch.float64)
+    assert (layers["fused"](x) - layers["explicit"](x)).abs().max() < TOL
+    with torch.no_grad():
+        layers["fused"].weight.zero_()
+    out = layers["fused"](x)
+    c = 1 - padding  # the centre tap of an unpadded 3x3 kernel sits one pixel in: a crop
+    expected = x[:, :2, c::stride, c::stride][..., :out.shape[-2], :out.shape[-1]]
+    assert torch.equal(out[:, :2], expected) and not out[:, 2:].any()
+
+
 def test_split_and_merge_are_inverse_and_name_the_directions():
     w = torch.randn(7, 5, 3, 3)
     W_rr, W_tr, W_rt, W_tt = split_kernel(w, residual_in=2, residual_out=3)  # noqa: N806

@@ -18,7 +18,8 @@ Parameter counts (10 classes; `python -m rir models` prints all). The wide CNN a
 9,469,930 parameters: 9,458,208 in 3x3 kernels (input 3->96; two layers per block at 96, 96, 192, 192, 192,
 384, 384, 384), 7,872 BatchNorm weights and biases, 3,850 in the 1x1 classifier (384 x 10 + 10). The wide
 ResNet and RiR add two 3x3 projection shortcuts with BatchNorm, 96->192 and 192->384: 829,440 + 1,152, so
-10,300,522. FACTS.md's "about 9.5 M" is the count without projections (`shortcut="identity"`: 9,469,930).
+10,300,522. FACTS.md's "about 9.5 M" fits the nets without projections (`shortcut="identity"`: 9,469,930)
+or with the 1x1 projections of the authors' code (9,563,242); we keep the paper's stated 3x3 projection.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
 
 
 def register_model(**options):
-    """Register `fn(num_classes, **options)` under its own name; `options` (plus `init`) are its defaults."""
+    """Register `fn(num_classes, **options)` under its own name with `options` as defaults (`init` is
+    applied by `create_model`, not passed on)."""
 
     def wrap(fn):
         _REGISTRY[fn.__name__] = (fn, options)

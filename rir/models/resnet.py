@@ -47,7 +47,8 @@ class ZeroPadShortcut(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """`layers` plus an optional outer shortcut that adds to the first `shortcut.out` output channels."""
+    """`layers` plus an optional outer shortcut, which reads the first `shortcut_in` input channels and adds
+    to as many leading output channels as it produces (all of them, or the residual stream's)."""
 
     def __init__(self, layers: nn.Sequential, shortcut: nn.Module | None = None, shortcut_in: int = 0):
         super().__init__()
@@ -97,7 +98,7 @@ class EighteenLayerNet(nn.Module):
     Stage i > 0 starts with a stride-2 block. `resnet_init` selects ResNet Init convolutions; `shortcut`
     (None: no outer shortcut) selects ResNet / RiR with "projection" or "identity" for the blocks that
     change dimensions (all other blocks use the identity); `outer_shortcut` "both" or "residual" says which
-    streams of a two-stream net the outer shortcut feeds.
+    streams of a two-stream net the outer shortcut feeds ("residual": it reads r and adds to r' only).
     """
 
     def __init__(self, num_classes: int, width: int, blocks: tuple[int, ...], layers_per_block: int,
