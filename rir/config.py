@@ -122,18 +122,39 @@ def make_run_id(model: str, dataset: str, seed: int, overrides: dict[str, Any]) 
     return "__".join(parts)
 
 
+def _model_defaults(model: str) -> dict[str, Any]:
+    """The registered options of `model` (rir.models), or {} for a name the registry does not know yet
+    (`rir train` then refuses it by name)."""
+    from rir.models import model_defaults
+
+    try:
+        return model_defaults(model)
+    except UserError:
+        return {}
+
+
+def _canonical(value: Any) -> Any:
+    return [_canonical(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) -> list[RunSpec]:
     grid = family.get("grid", {})
     keys = sorted(grid)
-    recipe_keys = set(resolved["recipe"]) | {"weight_decay", "holdout"}
+    recipe = resolved["recipe"]
+    recipe_keys = set(recipe) | {"weight_decay", "holdout"}
     runs = []
     for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         point = dict(zip(keys, values, strict=True))
         family_recipe = {**family.get("recipe", {}), **{k: v for k, v in point.items() if k in recipe_keys}}
         if "holdout" in family:
             family_recipe["holdout"] = family["holdout"]
-        model_point = {k: v for k, v in point.items() if k not in recipe_keys}
+        # A setting equal to the default names the same run as no setting: Figure 4's 2-layer blocks are
+        # Table 3's nets, trained once.
+        family_recipe = {k: v for k, v in family_recipe.items() if _canonical(recipe.get(k)) != _canonical(v)}
         for model, dataset, seed in itertools.product(family["models"], family["datasets"], family["seeds"]):
+            defaults = _model_defaults(model)
+            model_point = {k: v for k, v in point.items() if k not in recipe_keys
+                           and (k not in defaults or _canonical(defaults[k]) != _canonical(v))}
             run_id = make_run_id(model, dataset, seed, {**model_point, **family_recipe})
             runs.append(
                 RunSpec(
@@ -142,7 +163,7 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
                     dataset=dataset,
                     seed=seed,
                     model_overrides={**model_point, **resolved.get("model_overrides", {})},
-                    recipe={**resolved["recipe"], **family_recipe},
+                    recipe={**recipe, **family_recipe},
                     families=(name,),
                     ablate=bool(family.get("ablate", False)),
                 )

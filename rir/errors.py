@@ -1,8 +1,8 @@
 """The one exception type for a user's mistake.
 
-Anything raised as `UserError` (bad arguments, config, data files, checkpoints) reaches the user as one line on
-stderr that names the fault, and `rir` exits with code 2, without a traceback. Every other exception is a bug
-or an environment failure and exits with code 1.
+Anything raised as `UserError` (bad arguments, config, data files, checkpoints) reaches the user as one
+line on stderr that names the fault, and `rir` exits with code 2, without a traceback. Every other exception
+is a bug or an environment failure and exits with code 1.
 """
 
 

@@ -42,6 +42,14 @@ def test_a_run_shared_by_families_is_trained_once(params):
     assert sum(1 for r in runs.values() if r.model == "rir_18_wide" and r.dataset == "cifar10") == 3
 
 
+def test_a_setting_equal_to_the_default_names_the_same_run(params):
+    """Figure 4's 2-layer blocks are Table 3's ResNet and RiR: one run, listed under both families."""
+    runs = expand_runs(params, "paper")
+    assert set(runs["rir_18__cifar10__s0"].families) == {"table3", "figure3", "figure4"}
+    assert not any("layers_per_block-2" in run_id for run_id in runs)
+    assert "rir_18__layers_per_block-3__cifar10__s0" in runs
+
+
 def test_profile_overrides_merge_deeply(params):
     smoke = resolve_profile(params, "smoke")
     assert smoke["recipe"]["epochs"] == 2
@@ -56,7 +64,7 @@ def test_grid_values_become_model_or_recipe_overrides(params):
     p["families"]["table4"]["grid"]["lr"] = [0.05]
     runs = [r for r in expand_runs(p, "paper").values() if "table4" in r.families]
     assert all(r.recipe["lr"] == 0.05 and "lr" not in r.model_overrides for r in runs)
-    assert all("layers_per_block" in r.model_overrides for r in runs)
+    assert {r.model_overrides.get("layers_per_block") for r in runs} == {None, 3, 4}  # 2 is the default
     assert all("lr-0p05" in r.run_id for r in runs)
 
 

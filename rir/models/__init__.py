@@ -126,6 +126,13 @@ def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
     return AllCNNC(num_classes, True, dropout, width_scale)
 
 
+def model_defaults(name: str) -> dict:
+    """The options model `name` accepts, with their defaults (a copy); UserError for an unknown name."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+    return dict(_REGISTRY[name][1])
+
+
 def list_models() -> list[str]:
     """Every registered name, in the paper's order (Table 3, Tables 1-2, Table 5)."""
     return list(_REGISTRY)
