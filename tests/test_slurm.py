@@ -146,3 +146,68 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
     assert "usage: rir" in (tmp_path / "probe" / "help.txt").read_text()
     job_id, gpus = (tmp_path / "probe" / "gpu.txt").read_text().split()
     assert job_id.isdigit() and gpus == "1"  # a SLURM job, granted the GPU its `gpu` resource asked for
+
+
+# Stands in for `rir train` under preemption: the first attempt leaves a checkpoint outside its declared
+# outputs and runs until SLURM requeues it; the requeued job finds the checkpoint and finishes.
+PREEMPT_SNAKEFILE = """
+rule all:
+    input:
+        "probe/resumed.txt",
+
+
+rule preemptible:
+    output:
+        "probe/resumed.txt",
+    resources:
+        gpu=1,
+    shell:
+        "if [ -e state/checkpoint ]; then echo $SLURM_JOB_ID > {output}; "
+        "else mkdir -p state && echo $SLURM_JOB_ID > state/checkpoint && sleep 600; fi"
+"""
+
+
+@pytest.mark.slow
+def test_requeued_job_resumes_and_the_workflow_finishes(slurm, tmp_path):
+    copy_tracked_files(tmp_path)
+    (tmp_path / "Snakefile.preempt").write_text(PREEMPT_SNAKEFILE)
+    checkpoint = tmp_path / "state" / "checkpoint"
+    workflow = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--workflow-profile",
+            "workflow/profiles/slurm",
+            "--snakefile",
+            "Snakefile.preempt",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    job_id = None
+    try:
+        deadline = time.monotonic() + WORKFLOW_TIMEOUT_S
+        while not (checkpoint.is_file() and checkpoint.read_text().strip()):
+            assert workflow.poll() is None, (
+                f"workflow ended before the job started:\n{workflow.stdout.read()}"
+            )
+            assert time.monotonic() < deadline, "the preemptible job never started"
+            time.sleep(1)
+        job_id = checkpoint.read_text().strip()
+        # What SLURM does to a preempted job under PreemptMode=REQUEUE: kill it and queue it again.
+        subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True, text=True)
+        log, _ = workflow.communicate(timeout=WORKFLOW_TIMEOUT_S)
+    finally:
+        if workflow.poll() is None:
+            workflow.kill()
+            workflow.wait()
+        if job_id:
+            subprocess.run(["scancel", job_id], capture_output=True)
+    assert workflow.returncode == 0, log[-8000:]
+    # The same SLURM job finished what it started: it ran a second time and found its checkpoint.
+    assert (tmp_path / "probe" / "resumed.txt").read_text().strip() == job_id
+    record = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    assert "Restarts=1" in record and "Requeue=1" in record, record
