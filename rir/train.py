@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rir.errors import UserError
 
@@ -48,6 +47,8 @@ EXIT_DIVERGED = 3  # a NaN/inf training loss (exit 0 instead with --allow-diverg
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun to resume
 # Test-only fault injection: "KILL@N" or "TERM@N" sends that signal to this process after its N-th step.
 FAULT_ENV = "RIR_FAULT_INJECT"
+# Evaluation has no gradients to keep, so it takes batches 4x the paper's training batch: fewer launches.
+EVAL_BATCH_SIZE = 2000
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
                   "images_per_s")
 
@@ -205,6 +206,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     from rir.evaluate import evaluate_model
     from rir.loader import DeviceLoader
     from rir.models import create_model, list_models
+    from rir.step import compile_model, make_optimizer, train_step
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -233,19 +235,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
     model.to(device, memory_format=memory_format)
 
-    wd = cfg.sgd_weight_decay()
-    params = list(model.parameters())
-    decayed = [p for p in params if p.ndim > 1 or cfg.decay_norm_and_bias]
-    plain = [p for p in params if not (p.ndim > 1 or cfg.decay_norm_and_bias)]
-    groups = [{"params": decayed, "weight_decay": wd}, {"params": plain, "weight_decay": 0.0}]
-    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.sgd_weight_decay(), cfg.decay_norm_and_bias,
+                               device)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
     loader = DeviceLoader(train_images, train_labels, arrays.mean, arrays.std, cfg.batch_size, device,
                           train=True, seed=cfg.seed, drop_last=cfg.drop_last, channels_last=cfg.channels_last,
                           padding=4 if cfg.augment else 0, flip=cfg.augment)
-    eval_loader = DeviceLoader(eval_images, eval_labels, arrays.mean, arrays.std, cfg.batch_size, device,
-                               train=False, channels_last=cfg.channels_last)
-    step_model = torch.compile(model) if cfg.compile else model
+    eval_loader = DeviceLoader(eval_images, eval_labels, arrays.mean, arrays.std,
+                               max(cfg.batch_size, EVAL_BATCH_SIZE), device, train=False,
+                               channels_last=cfg.channels_last)
+    step_model = compile_model(model) if cfg.compile else model
     bf16 = cfg.precision == "bf16"
 
     def autocast():
@@ -292,14 +291,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
                 bar.update(step)
                 bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
             for x, y in loader.epoch(epoch, start_step):
-                with autocast():
-                    logits = step_model(x)
-                    loss = F.cross_entropy(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().double() * y.shape[0]
-                correct += (logits.detach().argmax(1) == y).sum()
+                train_step(step_model, optimizer, x, y, bf16, loss_sum, correct)
                 count += y.shape[0]
                 step += 1
                 steps_done += 1
@@ -377,6 +369,7 @@ def _report_epoch(row: dict, epochs: int, bar) -> None:
 def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed) -> dict:
     from rir.env import device_name
     from rir.models import model_summary
+    from rir.step import use_fused_sgd
 
     last = history[-1] if history else {}
     acc = last.get("test_acc") if status == "completed" else None
@@ -395,6 +388,7 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_image": summary.get("flops_per_image"),
         "device": str(device), "device_name": device_name(device), "precision": cfg.precision,
+        "fused_sgd": use_fused_sgd(device),
         "wall_seconds": elapsed, "train_seconds": sum(r["seconds"] for r in history),
         "peak_memory_bytes": int(peak), "peak_memory_kind": peak_kind,
     }
