@@ -1,0 +1,316 @@
+"""`rir bench`: training throughput, step time, FLOPs and utilisation of one model on this device.
+
+What is measured, on synthetic uint8 3x32x32 images of the real shapes in a `DeviceLoader` (no data set):
+- the data pipeline alone: images/s of the loader's gather, crop, flip and normalization;
+- the project's step: one loader batch plus `rir.step.train_step` (what `rir.train.train` runs), with the
+  recipe's optimizer (momentum 0.9, weight decay on weights, fused SGD on CUDA) and the chosen precision,
+  memory format and compilation;
+- a bare PyTorch loop on the same model and batch: one fixed tensor, plain `torch.optim.SGD`, the same
+  precision settings, no loader, no accumulation. step/bare is the overhead the project adds.
+The two loops alternate in rounds so that noise from other processes on a shared machine hits both alike.
+
+Step times come from CUDA events recorded around each step (no synchronisation inside the timed region; one
+`torch.cuda.synchronize` before and after it) or from the wall clock on the CPU, where a step is
+synchronous. FLOPs are `torch.utils.flop_counter` counts of one forward pass (2 FLOPs per multiply-add);
+a training step is taken as 3x forward (backward = 2x forward), the usual convention. The fraction of peak
+uses the card's dense tensor-core peak for the precision: bf16, or TF32 for fp32 (PyTorch runs fp32
+convolutions in TF32 by default, `torch.backends.cudnn.allow_tf32`).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Dense (no sparsity) peak FLOP/s by device name, from the vendors' data sheets: (bf16, tf32, fp32).
+# Checked in order; the first name fragment found in the device name wins.
+PEAKS = (
+    ("H100 PCIe", (756e12, 378e12, 51e12)),
+    ("H100", (989e12, 494.5e12, 67e12)),  # SXM (`NVIDIA H100 80GB HBM3`)
+    ("H200", (989e12, 494.5e12, 67e12)),  # the H100 SXM's compute with more memory
+    ("A100", (312e12, 156e12, 19.5e12)),
+)
+SYNTHETIC_IMAGES_MAX = 20_000  # at most this many synthetic images live on the device (~96 MB padded uint8)
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark. Counts are steps (SGD updates) or images; batch_size in images per step."""
+
+    model: str = "rir_18_wide"  # registered model name
+    batch_size: int = 500  # images per step (paper: 500)
+    steps: int = 20  # timed steps of each loop
+    warmup: int = 3  # untimed steps first (cuDNN autotuning, compilation, allocator)
+    device: str = "cpu"  # cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16
+    channels_last: bool = False
+    compile: bool = False
+    model_overrides: dict = field(default_factory=dict)
+    num_classes: int = 10  # CIFAR-10; CIFAR-100 changes only the classifier (0.1 % of the FLOPs)
+    seed: int = 0
+    bare: bool = True  # also time the bare PyTorch loop (`rir plan` needs the project's step alone)
+
+
+def peak_flops(device_name: str, precision: str) -> tuple[float | None, str | None]:
+    """(dense peak FLOP/s, its kind) for a device name and precision; (None, None) for an unknown device."""
+    for fragment, (bf16, tf32, fp32) in PEAKS:
+        if fragment.lower() in device_name.lower():
+            if precision == "bf16":
+                return bf16, "bf16"
+            return (tf32, "tf32") if torch.backends.cudnn.allow_tf32 else (fp32, "fp32")
+    return None, None
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), which platform.processor() leaves empty on Linux."""
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _check(cfg: BenchConfig) -> None:
+    from rir.errors import UserError
+    from rir.models import list_models
+
+    if cfg.model not in list_models():
+        raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
+    for key in ("batch_size", "steps"):
+        if getattr(cfg, key) <= 0:
+            raise UserError(f"--{key.replace('_', '-')} {getattr(cfg, key)}: must be a positive integer")
+    if cfg.warmup < 0:
+        raise UserError(f"--warmup {cfg.warmup}: must not be negative")
+    if cfg.device not in ("cpu", "cuda"):
+        raise UserError(f"--device {cfg.device!r}: must be cpu or cuda")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was requested but no CUDA GPU is available (use --device cpu)")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise UserError(f"--precision {cfg.precision!r}: must be fp32 or bf16")
+
+
+class _Timer:
+    """Per-step durations without synchronising inside the timed region: CUDA events on the GPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.marks: list = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def durations(self) -> list[float]:
+        """Seconds between consecutive marks (call after synchronising)."""
+        pairs = zip(self.marks, self.marks[1:], strict=False)
+        if self.cuda:
+            return [a.elapsed_time(b) / 1e3 for a, b in pairs]
+        return [b - a for a, b in pairs]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batches(loader, start_epoch: int = 0):
+    """Endless loader batches, epoch after epoch, as `train()` draws them."""
+    epoch = start_epoch
+    while True:
+        yield from loader.epoch(epoch)
+        epoch += 1
+
+
+def _progress(message: str) -> None:
+    print(f"rir bench: {message}", file=sys.stderr, flush=True)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
+    """Measure `cfg`; returns the JSON record (keys documented in benchmarks/README.md)."""
+    from rir.env import device_name
+    from rir.loader import DeviceLoader
+    from rir.models import create_model, model_summary
+    from rir.step import compile_model, make_optimizer, train_step
+    from rir.train import TrainConfig
+
+    _check(cfg)
+    device = torch.device(cfg.device)
+    torch.backends.cudnn.benchmark = True  # as train() does outside deterministic mode
+    torch.manual_seed(cfg.seed)
+    recipe = TrainConfig()
+    bf16 = cfg.precision == "bf16"
+    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
+    summary = model_summary(cfg.model, cfg.num_classes, **cfg.model_overrides)
+    fwd = summary["flops_per_image"]
+
+    # Synthetic images: enough for every step without repeating an epoch too often, capped for memory.
+    n_images = cfg.batch_size * max(1, min(cfg.warmup + cfg.steps, SYNTHETIC_IMAGES_MAX // cfg.batch_size))
+    rng = np.random.default_rng(cfg.seed)
+    images = rng.integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, cfg.num_classes, size=n_images).astype(np.int64)
+    loader = DeviceLoader(images, labels, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), cfg.batch_size, device,
+                          train=True, seed=cfg.seed, channels_last=cfg.channels_last)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    progress(f"data pipeline: {cfg.steps} batches of {cfg.batch_size} on {device}")
+    batches = _batches(loader)
+    for _ in range(cfg.warmup):
+        next(batches)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(cfg.steps):
+        x, y = next(batches)
+    _sync(device)
+    loader_images_per_s = cfg.steps * cfg.batch_size / (time.perf_counter() - t0)
+
+    # The project's step: the recipe's optimizer and train_step, fed by the loader.
+    model = create_model(cfg.model, cfg.num_classes, **cfg.model_overrides).to(device,
+                                                                              memory_format=memory_format)
+    optimizer = make_optimizer(model, recipe.lr, recipe.momentum, recipe.sgd_weight_decay(),
+                               recipe.decay_norm_and_bias, device)
+    step_model = compile_model(model) if cfg.compile else model
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+
+    def project_step() -> None:
+        x, y = next(batches)
+        train_step(step_model, optimizer, x, y, bf16, loss_sum, correct)
+
+    # The bare loop: same architecture and settings, one fixed batch, plain SGD, nothing else.
+    if cfg.bare:
+        bare = create_model(cfg.model, cfg.num_classes, **cfg.model_overrides).to(device,
+                                                                                 memory_format=memory_format)
+        bare_opt = torch.optim.SGD(bare.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+        bare_step_model = compile_model(bare) if cfg.compile else bare
+        bx, by = next(batches)
+        bx = bx.clone()
+
+        def bare_step() -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(bare_step_model(bx), by)
+            bare_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            bare_opt.step()
+
+    loops = [(project_step, [])] + ([(bare_step, [])] if cfg.bare else [])
+    progress(f"warmup: {cfg.warmup} steps of each loop" + (" (compiling)" if cfg.compile else ""))
+    for _ in range(cfg.warmup):
+        for step_fn, _times in loops:
+            step_fn()
+    _sync(device)
+
+    # Alternate rounds of each loop; a round's steps are timed back to back (no sync between them).
+    rounds = min(cfg.steps, 5)
+    per_round = [cfg.steps // rounds + (i < cfg.steps % rounds) for i in range(rounds)]
+    loops_said = "the project's loop" + (" and of the bare loop" if cfg.bare else "")
+    progress(f"timing: {cfg.steps} steps of {loops_said}, in {rounds} rounds")
+    project_wall = 0.0
+    for n in per_round:
+        for step_fn, times in loops:
+            timer = _Timer(device)
+            _sync(device)
+            start = time.perf_counter()
+            timer.mark()
+            for _ in range(n):
+                step_fn()
+                timer.mark()
+            _sync(device)
+            if step_fn is project_step:
+                project_wall += time.perf_counter() - start
+            times.extend(timer.durations())
+    project_times = loops[0][1]
+    bare_times = loops[1][1] if cfg.bare else None
+    if not math.isfinite(loss_sum.item()):
+        progress("warning: the loss of the synthetic batches became NaN/inf (timings are still valid)")
+
+    if device.type == "cuda":
+        peak_memory, memory_kind = torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
+    else:  # ru_maxrss is KiB on Linux; the whole process's high-water mark, both models included
+        peak_memory, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_max_rss"
+    name = device_name(device) if device.type == "cuda" else cpu_name()
+    peak, peak_kind = peak_flops(name, cfg.precision) if device.type == "cuda" else (None, None)
+    step_median = statistics.median(project_times)
+    bare_median = statistics.median(bare_times) if bare_times else None
+    train_images_per_s = cfg.steps * cfg.batch_size / project_wall
+    achieved = 3 * fwd * train_images_per_s
+    return {
+        "model": cfg.model, "model_overrides": cfg.model_overrides, "batch_size": cfg.batch_size,
+        "steps": cfg.steps, "warmup": cfg.warmup, "device": cfg.device, "device_name": name,
+        "precision": cfg.precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
+        "fused_sgd": optimizer.defaults.get("fused") is True,
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "params": summary["params"],
+        "synthetic": True,
+        "flops_per_image_forward": fwd, "flops_per_image_train": 3 * fwd,
+        "loader_images_per_s": loader_images_per_s,
+        "train_images_per_s": train_images_per_s,
+        "step_time_median_s": step_median, "step_time_p90_s": _percentile(project_times, 90),
+        "bare_step_time_median_s": bare_median,
+        "bare_step_time_p90_s": _percentile(bare_times, 90) if bare_times else None,
+        "bare_images_per_s": cfg.batch_size / bare_median if bare_times else None,
+        "step_over_bare": step_median / bare_median if bare_times else None,
+        "loader_over_step": loader_images_per_s / train_images_per_s,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak, "peak_kind": peak_kind,
+        "peak_fraction": achieved / peak if peak else None,
+        "peak_memory_bytes": int(peak_memory), "peak_memory_kind": memory_kind,
+    }
+
+
+def _si(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def format_table(r: dict) -> str:
+    """The human-readable report of one `run_bench` record."""
+    flags = [r["precision"]] + (["channels_last"] if r["channels_last"] else []) + (
+        ["compile"] if r["compile"] else [])
+    rows = [
+        ("model", f"{r['model']} {r['model_overrides'] or ''}".strip()),
+        ("device", f"{r['device']} ({r['device_name']}, {r['threads']} threads)"),
+        ("settings", f"batch {r['batch_size']}, {r['steps']} steps after {r['warmup']} warmup, "
+                     f"{' + '.join(flags)}, fused SGD {'on' if r['fused_sgd'] else 'off'}"),
+        ("data pipeline alone", f"{r['loader_images_per_s']:,.0f} images/s"),
+        ("training", f"{r['train_images_per_s']:,.1f} images/s"),
+        ("step time", f"median {r['step_time_median_s'] * 1e3:.2f} ms, "
+                      f"p90 {r['step_time_p90_s'] * 1e3:.2f} ms"),
+        ("bare PyTorch step", "not measured" if r["step_over_bare"] is None else
+         f"median {r['bare_step_time_median_s'] * 1e3:.2f} ms"),
+        ("step / bare", "n/a" if r["step_over_bare"] is None else
+         f"{r['step_over_bare']:.3f} (target <= 1.05)"),
+        ("loader / step speed", f"{r['loader_over_step']:.0f}x (target >= 20x)"),
+        ("FLOPs per image", f"{_si(r['flops_per_image_forward'], 'FLOP')} forward, "
+                            f"{_si(r['flops_per_image_train'], 'FLOP')} training (3x forward)"),
+        ("achieved", f"{_si(r['achieved_flops_per_s'], 'FLOP/s')}"),
+        ("fraction of peak", "n/a (device not in the peak table)" if r["peak_fraction"] is None else
+         f"{100 * r['peak_fraction']:.1f} % of dense {r['peak_kind']} "
+         f"{_si(r['peak_flops_per_s'], 'FLOP/s')}"),
+        ("peak memory", f"{r['peak_memory_bytes'] / 2**20:,.0f} MiB ({r['peak_memory_kind']})"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n(synthetic images of the real shapes)"

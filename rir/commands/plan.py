@@ -1,0 +1,43 @@
+"""`rir plan`: the runs of a profile (run id, families, model, dataset, seed, epochs, images per epoch) with
+their estimated device time on this device, the total, and an H100 estimate of the paper profile.
+
+How throughput is obtained (measured here, read from `rir bench --json` files, or scaled by FLOPs) is in
+`rir.plan`; every row says which. Progress goes to stderr; --json prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list the runs of a profile and estimate their cost on this device"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument("--profile", help="profile of params.yaml (default: the file's `profile`)")
+    parser.add_argument("--bench-json", action="append", default=[], metavar="FILE",
+                        help="a `rir bench --json` record to take throughput from (repeatable); "
+                             "nothing is measured then")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="device to measure on (default: auto, CUDA if available)")
+    parser.add_argument("--measure-budget", type=float, default=60.0, metavar="SECONDS",
+                        help="predicted seconds of measuring beyond the first reference config; the rest "
+                             "is scaled by FLOPs (default: %(default)s; 0: the reference alone)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rir.errors import UserError
+    from rir.plan import format_plan, make_plan
+
+    if args.measure_budget < 0:
+        raise UserError(f"--measure-budget {args.measure_budget}: must not be negative")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was requested but no CUDA GPU is available (use --device cpu)")
+    plan = make_plan(args.params, args.profile, args.device, args.bench_json, args.measure_budget)
+    print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+    return 0
