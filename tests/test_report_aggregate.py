@@ -120,9 +120,12 @@ def test_smoke_tables_are_laid_out_like_the_paper(tmp_path, params):
 
 def test_partial_results_count_pending_and_diverged_seeds(tmp_path, params):
     runs = expand_runs(params, "smoke")
-    deep = "rir_18__layers_per_block-3__cifar10__s"
-    pending = {"cnn_18__cifar100__s0", "rir_18__layers_per_block-2__cifar10__s0"}
-    fx.write_results(tmp_path, runs, pending=pending, diverged={deep + "0", deep + "1"})
+    def fig4(layers, seeds):
+        return {k for k, s in runs.items() if "figure4" in s.families and s.model == "rir_18"
+                and s.model_overrides.get("layers_per_block", 2) == layers and s.seed in seeds}
+
+    pending = {"cnn_18__cifar100__s0", *fig4(2, {0})}
+    fx.write_results(tmp_path, runs, pending=pending, diverged=fig4(3, {0, 1}))
     data = load(params, "smoke", tmp_path)
     assert _cell(data, "table3", "cnn_18", "cifar100")["verdict"] == PENDING
     half = _cell(data, "figure4", "rir_18", "cifar10", {"layers_per_block": 2})

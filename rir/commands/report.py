@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     profile = args.profile or params.get("profile", "paper")
     results = Path(args.results) if args.results else Path("results") / profile
     out = Path(args.out) if args.out else Path("reports") / profile
+    data = load(params, profile, results, args.reference)  # refuses an unknown profile first
     if not results.is_dir():
         print(f"rir report: warning: {results}: no such folder; every run is pending", file=sys.stderr)
-    data = load(params, profile, results, args.reference)
     for problem in data.problems:
         if args.strict:
             raise UserError(problem)

@@ -37,14 +37,35 @@ VERDICT_RULE = (
 )
 
 
+def _model_defaults(model: str) -> dict[str, Any]:
+    from rir.errors import UserError
+    from rir.models import model_defaults
+
+    try:
+        return model_defaults(model)
+    except UserError:
+        return {}  # a model the registry does not know: its grid values are unknown, not an error here
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def grid_point(spec, family: dict[str, Any]) -> dict[str, Any]:
-    """The family grid's values of a run (model overrides or recipe keys), e.g. {'layers_per_block': 3}."""
-    point = {}
+    """The family grid's values of a run, e.g. {'layers_per_block': 3}.
+
+    rir.config leaves a grid value equal to the model's default out of the run (Figure 4's 2-layer blocks
+    are Table 3's nets, trained once), so a key the run does not set takes the model's default.
+    """
+    point, defaults = {}, None
     for key in family.get("grid", {}):
         if key in spec.model_overrides:
-            point[key] = spec.model_overrides[key]
+            point[key] = _plain(spec.model_overrides[key])
         elif key in spec.recipe:
-            point[key] = spec.recipe[key]
+            point[key] = _plain(spec.recipe[key])
+        else:
+            defaults = _model_defaults(spec.model) if defaults is None else defaults
+            point[key] = _plain(defaults.get(key))
     return point
 
 
