@@ -7,7 +7,8 @@ What is measured, on synthetic uint8 3x32x32 images of the real shapes in a `Dev
   memory format and compilation;
 - a bare PyTorch loop on the same model and batch: one fixed tensor, plain `torch.optim.SGD`, the same
   precision settings, no loader, no accumulation. step/bare is the overhead the project adds.
-The two loops alternate in rounds so that noise from other processes on a shared machine hits both alike.
+The two loops alternate (step by step on the CPU, in 5 rounds on CUDA) so that noise from other processes on
+a shared machine hits both alike.
 
 Step times come from CUDA events recorded around each step (no synchronisation inside the timed region; one
 `torch.cuda.synchronize` before and after it) or from the wall clock on the CPU, where a step is
@@ -220,8 +221,9 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
             step_fn()
     _sync(device)
 
-    # Alternate rounds of each loop; a round's steps are timed back to back (no sync between them).
-    rounds = min(cfg.steps, 5)
+    # Alternate rounds of each loop, so that load from other processes hits both alike: every step on the
+    # CPU (a CPU step is synchronous anyway); 5 rounds on CUDA, whose steps run back to back, unsynchronised.
+    rounds = cfg.steps if device.type == "cpu" else min(cfg.steps, 5)
     per_round = [cfg.steps // rounds + (i < cfg.steps % rounds) for i in range(rounds)]
     loops_said = "the project's loop" + (" and of the bare loop" if cfg.bare else "")
     progress(f"timing: {cfg.steps} steps of {loops_said}, in {rounds} rounds")

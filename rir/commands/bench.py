@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for PyTorch (0: PyTorch's choice)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="model option for create_model (YAML value), repeatable: --override width=16")
+    parser.add_argument("--no-bare", action="store_true",
+                        help="skip the bare PyTorch loop (saves a second compilation; no step/bare ratio)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     cfg = BenchConfig(model=args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                       device=args.device, precision=args.precision, channels_last=args.channels_last,
-                      compile=args.compile, model_overrides=parse_overrides(args.override))
+                      compile=args.compile, model_overrides=parse_overrides(args.override),
+                      bare=not args.no_bare)
     result = run_bench(cfg)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
