@@ -69,3 +69,14 @@ def synthetic_data(tmp_path_factory, synthetic_tarball):
 def synthetic_data_root(synthetic_data) -> Path:
     """A data root with synthetic CIFAR-10 prepared: 1000 training and 500 test images, seed 0."""
     return synthetic_data("cifar10", 1000, 500, 0)
+
+
+@pytest.fixture(scope="session")
+def snakemade(tmp_path_factory) -> Path:
+    """A fresh git copy of the repository after `snakemake --cores 2 --config profile=smoke` ran to the end
+    (tests/pipeline.py). Shared by the pipeline, report and fault tests: copy it before changing it."""
+    from pipeline import fresh_copy, snakemake
+
+    repo = fresh_copy(tmp_path_factory.mktemp("snakemade"))
+    snakemake(repo)
+    return repo

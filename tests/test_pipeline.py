@@ -12,19 +12,11 @@ import shutil
 
 import pytest
 import yaml
-from pipeline import dvc_changed_stages, fresh_copy, planned_jobs, sh, snakemake
+from pipeline import dvc_changed_stages, fresh_copy, planned_jobs, sh
 
 from rir.config import expand_runs, load_params
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def snakemade(tmp_path_factory):
-    """A fresh copy of the repo after `snakemake --cores 2 --config profile=smoke` ran to the end."""
-    repo = fresh_copy(tmp_path_factory.mktemp("snakemade"))
-    snakemake(repo)
-    return repo
 
 
 def test_smoke_profile_through_snakemake_makes_every_artifact(snakemade):
