@@ -14,6 +14,8 @@ Python) are converted to tensors here.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 import re
 import sys
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rir.io import atomic_path, atomic_write_text, sha256_file
+from rir.io import atomic_write_bytes, atomic_write_text, sha256_file
 
 KEEP = 2  # the newest checkpoint and the previous good one
 _NAME = re.compile(r"^ckpt-e(\d{4})-s(\d{6})\.pt$")
@@ -46,9 +48,13 @@ def save_checkpoint(state_dir: str | Path, state: dict, epoch: int, step: int = 
     """Write `state` atomically with its sha256 sidecar, then drop all but the newest `KEEP` checkpoints."""
     folder = Path(state_dir)
     target = folder / checkpoint_name(epoch, step)
-    with atomic_path(target) as tmp:
-        torch.save(state, tmp)
-        digest = sha256_file(tmp)
+    # Serialized in memory first: torch's file writer reports a full disk as a bare RuntimeError ("unexpected
+    # pos"), a plain write says "No space left on device" and rir.io names the file.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(target, data)
+    digest = hashlib.sha256(data).hexdigest()
     atomic_write_text(_sidecar(target), f"{digest}  {target.name}\n")
     for old in list_checkpoints(folder)[KEEP:]:
         old.unlink(missing_ok=True)

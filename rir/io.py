@@ -40,9 +40,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(err, OSError) and err.filename is None:
+            # A failed write() says "[Errno 28] No space left on device" without a path: name the target.
+            raise OSError(err.errno, err.strerror, str(target)) from err
         raise
     _fsync_dir(target.parent)
 

@@ -259,6 +259,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
         _check_same_run(ckpt["config"], cfg, state_dir)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        for group in optimizer.param_groups:  # fused SGD follows this run's device, not the checkpoint's
+            group["fused"] = optimizer.defaults["fused"]
         scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng(ckpt["rng"])
         history, elapsed = list(ckpt["history"]), float(ckpt["elapsed"])
@@ -397,12 +399,13 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
 def _write_run(out_dir: Path, cfg, model, num_classes, history, metrics, device) -> None:
     """The final artifacts; metrics.json last, so its presence means the run is complete."""
     from rir.env import environment
-    from rir.io import atomic_path, atomic_write_json, atomic_write_text
+    from rir.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"state_dict": weights, "config": cfg.to_dict(), "num_classes": num_classes,
-                    "status": metrics["status"]}, tmp)
+    model_pt = io.BytesIO()  # in memory first, so a full disk is an OSError naming the file (rir.checkpoint)
+    torch.save({"state_dict": weights, "config": cfg.to_dict(), "num_classes": num_classes,
+                "status": metrics["status"]}, model_pt)
+    atomic_write_bytes(out_dir / "model.pt", model_pt.getvalue())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     writer.writeheader()
