@@ -6,8 +6,12 @@
 #   snakemake --cores all --config profile=smoke   synthetic data, tiny nets: the whole DAG on a laptop
 import os
 import shutil
+import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from rir.config import validate_params
+from rir.errors import UserError
 
 min_version("9.0")
 
@@ -15,7 +19,13 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
-validate(config, "workflow/schemas/params.schema.json")
+# The same schema check as `rir` (workflow/schemas/params.schema.json), with rir's one-line message and exit
+# code 2: snakemake.utils.validate printed the whole schema (dozens of lines) around the key at fault.
+try:
+    validate_params(config, source="params.yaml")
+except UserError as err:
+    print(f"snakemake: error: {err}", file=sys.stderr)
+    sys.exit(2)
 
 
 include: "workflow/rules/common.smk"
