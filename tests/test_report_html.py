@@ -66,7 +66,7 @@ def test_smoke_report_shows_every_table_figure_claim_and_the_banner(smoke_report
     assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html.lower()
     assert "Recipe notes" in html and "epochs = 2 here; the paper: 82" in html
     assert "width_scale = 0.125" in html and "lr = 0.1: not stated in the paper" in html
-    assert "x86_64" in html and "2.13.0+cpu" in html and "0123456789abcdef" in html
+    assert "x86_64" in html and "2.13.0+cpu" in html and "<code>0123456789ab</code>" in html
     tables = smoke_report / "results" / "tables"
     assert (tables / "table3.csv").is_file() and (tables / "claims.json").is_file()
 
@@ -175,6 +175,8 @@ def test_real_data_report_has_no_synthetic_label(tmp_path):
     runs = {k: v for k, v in expand_runs(params, "paper").items() if "table1_2" in v.families}
     for spec in runs.values():
         fx.write_run(tmp_path, spec, acc=95.2, synthetic=False)
+    env = tmp_path / "runs" / next(iter(runs)) / "env.json"
+    env.write_text(env.read_text().replace('"git_dirty": false', '"git_dirty": true'))
     data = load(params, "paper", tmp_path, runs=runs)
     write_figures(data, tmp_path / "report" / "figures")
     html = write_html(data, tmp_path / "report").read_text()
@@ -182,3 +184,4 @@ def test_real_data_report_has_no_synthetic_label(tmp_path):
     assert "Data: real CIFAR-10 / CIFAR-100" in body
     assert "SYNTHETIC DATA" not in body and "synthetic-banner" not in body
     assert 'class="badge v-reproduced">reproduced' in html  # 95.2 ± 0 against 94.99
+    assert "2 different code versions trained these runs" in html and "0123456789ab (dirty)" in html

@@ -38,7 +38,8 @@ def _distinct(values) -> list[str]:
 def provenance(records_: list[RunRecord], resolved: dict[str, Any], synthetic: bool) -> dict[str, Any]:
     """The header: data source, hardware, software, git commit and total device time of the finished runs."""
     envs = [r.env for r in records_ if r.env]
-    commits = _distinct(f"{e.get('git_commit') or '?'}{' (dirty)' * bool(e.get('git_dirty'))}" for e in envs)
+    commits = _distinct(f"{(e.get('git_commit') or '?')[:12]}{' (dirty)' * bool(e.get('git_dirty'))}"
+                        for e in envs)
     software = {key: _distinct(e.get(key) for e in envs) for key in ("python", "torch", "cuda", "cudnn")}
     devices = _distinct([e.get("device_name") or e.get("device") for e in envs]
                         + [r.metrics.get("device_name") for r in records_])
