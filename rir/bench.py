@@ -267,10 +267,13 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
         "loader_images_per_s": loader_images_per_s,
         "train_images_per_s": train_images_per_s,
         "step_time_median_s": step_median, "step_time_p90_s": _percentile(project_times, 90),
+        "step_time_min_s": min(project_times),
         "bare_step_time_median_s": bare_median,
         "bare_step_time_p90_s": _percentile(bare_times, 90) if bare_times else None,
         "bare_images_per_s": cfg.batch_size / bare_median if bare_times else None,
         "step_over_bare": step_median / bare_median if bare_times else None,
+        # Other processes only ever add time: on a shared machine the fastest steps are the cleanest pair.
+        "step_over_bare_min": min(project_times) / min(bare_times) if bare_times else None,
         "loader_over_step": loader_images_per_s / train_images_per_s,
         "achieved_flops_per_s": achieved,
         "peak_flops_per_s": peak, "peak_kind": peak_kind,
@@ -304,7 +307,7 @@ def format_table(r: dict) -> str:
         ("bare PyTorch step", "not measured" if r["step_over_bare"] is None else
          f"median {r['bare_step_time_median_s'] * 1e3:.2f} ms"),
         ("step / bare", "n/a" if r["step_over_bare"] is None else
-         f"{r['step_over_bare']:.3f} (target <= 1.05)"),
+         f"{r['step_over_bare']:.3f} of medians, {r['step_over_bare_min']:.3f} of minima (target <= 1.05)"),
         ("loader / step speed", f"{r['loader_over_step']:.0f}x (target >= 20x)"),
         ("FLOPs per image", f"{_si(r['flops_per_image_forward'], 'FLOP')} forward, "
                             f"{_si(r['flops_per_image_train'], 'FLOP')} training (3x forward)"),

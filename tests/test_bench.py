@@ -19,7 +19,8 @@ TINY = ["--model", "rir_18", "--override", "width=8", "--batch-size", "8", "--st
         "--device", "cpu", "--threads", "1"]
 POSITIVE = ("params", "flops_per_image_forward", "flops_per_image_train", "loader_images_per_s",
             "train_images_per_s", "step_time_median_s", "step_time_p90_s", "bare_step_time_median_s",
-            "bare_step_time_p90_s", "bare_images_per_s", "step_over_bare", "loader_over_step",
+            "bare_step_time_p90_s", "bare_images_per_s", "step_over_bare", "step_over_bare_min",
+            "step_time_min_s", "loader_over_step",
             "achieved_flops_per_s", "peak_memory_bytes")
 
 
@@ -34,7 +35,7 @@ def test_bench_json_has_every_key_with_sane_values(capsys, extra):
     for key in POSITIVE:
         assert isinstance(r[key], int | float) and not isinstance(r[key], bool) and r[key] > 0, key
     assert r["flops_per_image_train"] == 3 * r["flops_per_image_forward"]
-    assert r["step_time_p90_s"] >= r["step_time_median_s"]
+    assert r["step_time_p90_s"] >= r["step_time_median_s"] >= r["step_time_min_s"]
     assert (r["model"], r["model_overrides"], r["batch_size"], r["steps"]) == ("rir_18", {"width": 8}, 8, 2)
     assert r["precision"] == ("bf16" if extra else "fp32") and r["channels_last"] is bool(extra)
     assert r["device"] == "cpu" and r["fused_sgd"] is False and r["synthetic"] is True
