@@ -50,5 +50,6 @@ onsuccess:
     # Record what Snakemake produced in DVC's lock and cache, so `dvc repro` finds nothing to redo
     # (DESIGN.md: a run finished by one tool is not redone by the other). Skipped outside a DVC repo,
     # and when the target was less than the whole report (DVC commits a stage with all its upstream).
+    # --no-relink: relinking rewrites the outputs, and their new mtimes would make Snakemake rerun jobs.
     if os.path.isdir(".dvc") and shutil.which("dvc") and os.path.exists(f"{REPORTS}/index.html"):
-        shell(f"dvc commit --force --quiet --with-deps report-{PROFILE} || echo 'warning: dvc commit failed'")
+        shell(f"dvc commit --force --quiet --no-relink --with-deps report-{PROFILE} || echo 'warning: dvc commit failed'")
