@@ -33,9 +33,10 @@ def compile_cache_dir() -> Path:
 
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:
     """torch.compile `model`, its compiled kernels cached in `compile_cache_dir()` for later runs."""
+    # Before Inductor's first import, which fills in its /tmp default when the variable is unset.
+    os.environ[COMPILE_CACHE_ENV] = str(compile_cache_dir())
     import torch._inductor.config as inductor_config
 
-    os.environ[COMPILE_CACHE_ENV] = str(compile_cache_dir())
     inductor_config.fx_graph_cache = True  # the default from torch 2.5 on; older releases need it said
     return torch.compile(model)
 

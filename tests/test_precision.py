@@ -45,6 +45,20 @@ def test_compile_cache_is_shared_per_user(monkeypatch, tmp_path):
     assert compile_cache_dir() == tmp_path / "mine"
 
 
+def test_compile_model_points_inductor_at_the_shared_cache(tmp_path):
+    # A fresh interpreter: Inductor fills in its /tmp default on first import, so the order matters.
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; from rir.step import compile_model; compile_model(torch.nn.Linear(2, 2)); "
+            "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | {
+        "XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == str(tmp_path / "rir" / "inductor")
+
+
 def test_the_step_accumulates_on_the_device_and_sgd_is_fused_only_on_cuda():
     import torch
 
