@@ -24,18 +24,23 @@ COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"  # Inductor's own variable; a valu
 
 def compile_cache_dir() -> Path:
     """The compile cache all runs of this user share: $TORCHINDUCTOR_CACHE_DIR, else ~/.cache/rir/inductor."""
-    if os.environ.get(COMPILE_CACHE_ENV):
-        return Path(os.environ[COMPILE_CACHE_ENV])
-    # Inductor's default is /tmp/torchinductor_<user>: wiped on reboot and private to one node of a cluster.
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # Inductor writes its default into the variable when anything imports it (torch's FLOP counter does), so
+    # that value is not a user's choice. The default, /tmp/torchinductor_<user>, is wiped on reboot and
+    # private to one node of a cluster.
+    value = os.environ.get(COMPILE_CACHE_ENV)
+    if value and os.path.abspath(value) != os.path.abspath(default_cache_dir()):
+        return Path(value)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "rir" / "inductor"
 
 
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:
     """torch.compile `model`, its compiled kernels cached in `compile_cache_dir()` for later runs."""
-    # Before Inductor's first import, which fills in its /tmp default when the variable is unset.
-    os.environ[COMPILE_CACHE_ENV] = str(compile_cache_dir())
     import torch._inductor.config as inductor_config
+
+    os.environ[COMPILE_CACHE_ENV] = str(compile_cache_dir())  # Inductor reads it at each cache access
 
     inductor_config.fx_graph_cache = True  # the default from torch 2.5 on; older releases need it said
     return torch.compile(model)

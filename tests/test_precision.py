@@ -46,12 +46,14 @@ def test_compile_cache_is_shared_per_user(monkeypatch, tmp_path):
 
 
 def test_compile_model_points_inductor_at_the_shared_cache(tmp_path):
-    # A fresh interpreter: Inductor fills in its /tmp default on first import, so the order matters.
+    # A fresh interpreter: Inductor writes its /tmp default into TORCHINDUCTOR_CACHE_DIR when first imported,
+    # here by the FLOP counter of model_summary, as in `rir train` and `rir bench`.
     import os
     import subprocess
     import sys
 
-    code = ("import torch; from rir.step import compile_model; compile_model(torch.nn.Linear(2, 2)); "
+    code = ("import torch; from rir.models import model_summary; model_summary('rir_18', width=8); "
+            "from rir.step import compile_model; compile_model(torch.nn.Linear(2, 2)); "
             "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
     env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | {
         "XDG_CACHE_HOME": str(tmp_path)}
