@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from rir.bench import cpu_name
 from rir.commands.bench import parse_overrides
+from rir.env import cpu_name
 from rir.loader import DeviceLoader
 from rir.models import create_model
 from rir.step import make_optimizer, train_step

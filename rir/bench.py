@@ -70,19 +70,6 @@ def peak_flops(device_name: str, precision: str) -> tuple[float | None, str | No
     return None, None
 
 
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), which platform.processor() leaves empty on Linux."""
-    import platform
-
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
 def _check(cfg: BenchConfig) -> None:
     from rir.errors import UserError
     from rir.models import list_models
@@ -250,7 +237,7 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
         peak_memory, memory_kind = torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
     else:  # ru_maxrss is KiB on Linux; the whole process's high-water mark, both models included
         peak_memory, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_max_rss"
-    name = device_name(device) if device.type == "cuda" else cpu_name()
+    name = device_name(device)
     peak, peak_kind = peak_flops(name, cfg.precision) if device.type == "cuda" else (None, None)
     step_median = statistics.median(project_times)
     bare_median = statistics.median(bare_times) if bare_times else None
