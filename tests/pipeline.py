@@ -61,6 +61,6 @@ def planned_jobs(repo: Path) -> dict[str, list[str]]:
 
 
 def dvc_changed_stages(repo: Path) -> set[str]:
-    """Stages `dvc status` reports as changed for the smoke report and its upstream."""
-    proc = sh(repo, "dvc", "status", "report-smoke")
+    """Stages `dvc status` reports as changed: the smoke report and everything upstream of it."""
+    proc = sh(repo, "dvc", "status", "--with-deps", "report-smoke")
     return set(re.findall(r"^(\S+):\s*$", proc.stdout, flags=re.M))
