@@ -53,19 +53,25 @@ class RunSpec:
         return json.dumps(self.train_options(), sort_keys=True, separators=(",", ":"))
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml with the safe YAML loader and validate it; UserError names any fault."""
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML file read with the safe loader (no Python object tags); UserError names a missing file or the
+    line of a syntax error. `what` names the file's role in the message ("params file")."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such params file") from None
+        raise UserError(f"{path}: no such {what}") from None
     try:
-        params = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml with the safe YAML loader and validate it; UserError names any fault."""
+    params = read_yaml(path, "params file")
     validate_params(params, source=str(path))
     return params
 

@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from rir.config import read_yaml
 from rir.errors import UserError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
@@ -71,15 +70,6 @@ def validate_reference(reference: Any, source: str = "paper.yaml") -> None:
 def load_reference(path: str | Path | None = None) -> dict[str, Any]:
     """Read and validate paper.yaml (default: the one shipped in rir/reference)."""
     path = Path(path) if path else PAPER_YAML
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such reference file") from None
-    try:
-        reference = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    reference = read_yaml(path, "reference file")
     validate_reference(reference, source=str(path))
     return reference
