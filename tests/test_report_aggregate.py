@@ -35,7 +35,7 @@ _spec.loader.exec_module(fx)
 
 @pytest.fixture(scope="module")
 def params():
-    return load_params(ROOT / "params.yaml")
+    return fx.both_datasets(load_params(ROOT / "params.yaml"))
 
 
 def _cell(data, table, model, dataset, grid=None):

@@ -86,7 +86,7 @@ def test_stages_run_one_at_a_time(tmp_path, capsys):
 
 
 def test_partial_results_render_with_pending(tmp_path):
-    params = load_params(ROOT / "params.yaml")
+    params = fx.both_datasets(load_params(ROOT / "params.yaml"))
     runs = expand_runs(params, "smoke")
     done = {"rir_18_wide__cifar10__s0", "cnn_18__cifar10__s0"}
     fx.write_results(tmp_path, runs, pending=set(runs) - done)
