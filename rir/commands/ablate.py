@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rir.ablation import ablate_run
+    from rir.gpu import apply_gpu_lease
 
+    apply_gpu_lease(args.device, holder=f"ablate {args.run_dir}")  # before anything touches CUDA (rir.gpu)
     rows = ablate_run(args.run_dir, args.out, data_root=args.data_root, device=args.device)
     worst = min(rows, key=lambda r: r["accuracy"])
     print(f"wrote {args.out}: {len(rows)} ablations; baseline {rows[0]['baseline_accuracy']:.2f}%, "

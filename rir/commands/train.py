@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--runs-per-gpu", type=int,
+                        help="runs sharing one GPU (default $RIR_RUNS_PER_GPU or 1); docs/cluster.md")
     parser.add_argument("--allow-diverged", action="store_true",
                         help="exit 0 when the loss diverges (the run is recorded with status diverged)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -85,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, TrainConfig, train
 
     cfg = TrainConfig.from_dict({**run_options(args), **options_from_args(args)})
-    apply_gpu_lease(cfg.device)  # before anything touches CUDA: picks this run's GPU slot (rir.gpu)
+    # Before anything touches CUDA: picks this run's GPU slot (rir.gpu), named after the run for humans.
+    apply_gpu_lease(cfg.device, args.runs_per_gpu, holder=args.run or str(args.out))
     metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
         print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "
