@@ -579,4 +579,3 @@ def test_markup_from_result_and_reference_files_renders_inert_in_rir_report_html
     html = (tmp_path / "report" / "index.html").read_text()
     assert "<script" not in html.lower() and "<img src=x" not in html
     assert html.count("&lt;script&gt;alert(") >= 3  # the device, the torch version and the title, shown inert
-
