@@ -169,15 +169,15 @@ def tables(folder: Path) -> dict[str, object]:
             rows = list(csv.DictReader(f))
         out[path.name] = [{k: v for k, v in row.items() if not MACHINE.search(k)} for row in rows]
     for path in sorted(folder.glob("*.json")):
-        out[path.name] = _drop_timing(json.loads(path.read_text()))
+        out[path.name] = _drop_machine(json.loads(path.read_text()))
     return out
 
 
-def _drop_timing(value):
+def _drop_machine(value):
     if isinstance(value, dict):
-        return {k: _drop_timing(v) for k, v in value.items() if not MACHINE.search(k)}
+        return {k: _drop_machine(v) for k, v in value.items() if not MACHINE.search(k)}
     if isinstance(value, list):
-        return [_drop_timing(v) for v in value]
+        return [_drop_machine(v) for v in value]
     return value
 
 
