@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import io
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from payloads import RunsCode
 
 from rir.cli import main
 from rir.data import DATASETS, dataset_names, load_arrays
@@ -317,18 +317,8 @@ def _hardlink_member(src: Path, bad: Path) -> None:
     write_tarball(bad, good_entries(src) + [(link, None)])
 
 
-class _RunsCode:
-    """A batch payload that would create `marker` if unpickled by a plain pickle.load."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def _code_running_pickle(src: Path, bad: Path) -> None:
-    payload = pickle.dumps(_RunsCode(bad.parent / "PWNED"), protocol=2)
+    payload = pickle.dumps(RunsCode(bad.parent / "PWNED"), protocol=2)
     write_tarball(bad, good_entries(src, replace={"cifar-10-batches-py/test_batch": payload}))
 
 

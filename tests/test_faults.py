@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from payloads import RunsCode
 from pipeline import env, sh
 
 from rir.config import expand_runs, load_params
@@ -508,16 +509,6 @@ def test_damaged_prepared_arrays_are_refused_and_the_checkpoint_is_kept(tiny_dat
     assert snapshot(state) == good and not (tmp_path / "run").exists()
 
 
-class _RunsCode:
-    """Pickles as a call of os.system: a plain unpickler (torch.load with weights_only=False) runs it."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def _plant(path: Path, payload: object) -> None:
     """A checkpoint holding `payload`, with a correct sha256 sidecar: only weights_only stands in the way."""
     torch.save(payload, path)
@@ -531,7 +522,7 @@ def test_a_code_running_checkpoint_is_refused_and_training_falls_back_with_one_w
     state = tmp_path / "state"
     shutil.copytree(interrupted, state)
     marker = tmp_path / "PWNED"
-    _plant(state / "ckpt-e0002-s000000.pt", {"model": _RunsCode(marker)})
+    _plant(state / "ckpt-e0002-s000000.pt", {"model": RunsCode(marker)})
     proc = rir("train", *TINY, "--data-root", tiny_data, "--out", tmp_path / "run", "--state-dir", state)
     assert proc.returncode == 0, proc.stderr
     line = one_line(proc)
@@ -542,7 +533,7 @@ def test_a_code_running_checkpoint_is_refused_and_training_falls_back_with_one_w
 @pytest.mark.slow
 def test_a_code_running_model_is_refused_by_rir_evaluate(tiny_data, tmp_path):
     marker = tmp_path / "PWNED"
-    torch.save({"state_dict": _RunsCode(marker)}, tmp_path / "model.pt")
+    torch.save({"state_dict": RunsCode(marker)}, tmp_path / "model.pt")
     proc = rir("evaluate", tmp_path, "--data-root", tiny_data)
     assert proc.returncode == 2 and "model.pt" in one_line(proc)
     assert not marker.exists() and not (tmp_path / "eval.json").exists()
