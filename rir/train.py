@@ -391,7 +391,7 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_image": summary.get("flops_per_image"),
         "device": str(device), "device_name": device_name(device), "precision": cfg.precision,
-        "fused_sgd": use_fused_sgd(device),
+        "channels_last": cfg.channels_last, "compile": cfg.compile, "fused_sgd": use_fused_sgd(device),
         "wall_seconds": elapsed, "train_seconds": sum(r["seconds"] for r in history),
         "peak_memory_bytes": int(peak), "peak_memory_kind": peak_kind,
     }

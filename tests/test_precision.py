@@ -79,3 +79,80 @@ def test_the_step_accumulates_on_the_device_and_sgd_is_fused_only_on_cuda():
     for bf16 in (False, True):
         train_step(model, optimizer, x, y, bf16, loss_sum, correct)
     assert math.isfinite(loss_sum.item()) and loss_sum.item() > 0 and 0 <= correct.item() <= 8
+
+
+# Every Tensor method that makes the host wait for the device (on CUDA) when called.
+SYNCING = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
+
+
+def _count_syncs(monkeypatch, cfg, out) -> int:
+    import torch
+
+    calls = []
+    for name in SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    try:
+        metrics = train(cfg, out)
+    finally:
+        monkeypatch.undo()
+    assert metrics["status"] == "completed"
+    return len(calls)
+
+
+def test_the_training_loop_reads_the_device_a_fixed_number_of_times_per_epoch(synthetic_data_root, tmp_path,
+                                                                                monkeypatch):
+    """Issue 7: no host-device synchronisation inside the step loop. Counted on the CPU through the Tensor
+    methods that would synchronise on CUDA: an epoch of 4x as many steps must make exactly as many calls."""
+    counts = {}
+    for batch_size in (250, 62):  # 4 and 16 steps per epoch on 1000 training images
+        cfg = TrainConfig.from_dict({
+            "model": "resnet_18", "model_overrides": {"width": 4}, "dataset": "cifar10",
+            "data_root": str(synthetic_data_root), "epochs": 2, "batch_size": batch_size, "device": "cpu",
+            "threads": 1})
+        counts[batch_size] = _count_syncs(monkeypatch, cfg, tmp_path / str(batch_size))
+    assert counts[250] > 0, "the counting missed the once-per-epoch reads, so it proves nothing"
+    assert counts[62] == counts[250], counts
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_fills_the_shared_cache(synthetic_data_root, tmp_path):
+    """`compile: true` (torch.compile through Inductor, on the CPU here) computes what eager mode computes,
+    writes its kernels to the per-user cache, and leaves a model.pt that `rir evaluate` reads (the compiled
+    wrapper's parameter names must not leak into the checkpoint)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    histories = {}
+    for mode in ("eager", "compiled"):
+        out = tmp_path / mode
+        cmd = [sys.executable, "-m", "rir", "train", "--model", "rir_18", "--override", "width=8",
+               "--data-root", str(synthetic_data_root), "--out", str(out), "--epochs", "2",
+               "--batch-size", "100", "--device", "cpu", "--threads", "2"]
+        cmd += ["--compile"] if mode == "compiled" else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["compile"] is (mode == "compiled")
+        rows = (out / "history.csv").read_text().splitlines()[1:]
+        histories[mode] = [float(row.split(",")[2]) for row in rows]  # train_loss of each epoch
+    # Inductor fuses and reorders float32 arithmetic: equal up to rounding, not bit for bit.
+    assert histories["compiled"] == pytest.approx(histories["eager"], rel=1e-3), histories
+    cache = tmp_path / "cache" / "rir" / "inductor"
+    assert cache.is_dir() and any(cache.rglob("*.py")), f"nothing compiled into {cache}"
+
+    cmd = [sys.executable, "-m", "rir", "evaluate", str(tmp_path / "compiled"), "--data-root",
+           str(synthetic_data_root), "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads((tmp_path / "compiled" / "eval.json").read_text())
+    assert evaluated["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=100 / 500)
