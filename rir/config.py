@@ -129,9 +129,9 @@ def make_run_id(model: str, dataset: str, seed: int, overrides: dict[str, Any]) 
 
 
 def _model_defaults(model: str) -> dict[str, Any]:
-    """The registered options of `model` (rir.models), or {} for a name the registry does not know yet
-    (`rir train` then refuses it by name)."""
-    from rir.models import model_defaults
+    """The options of `model` with their defaults, or {} for a name the registry does not know (`rir train`
+    then refuses it by name). From the torch-free table, so expanding params.yaml never imports torch."""
+    from rir.model_options import model_defaults
 
     try:
         return model_defaults(model)

@@ -135,3 +135,26 @@ def test_snakemake_and_dvc_run_the_same_commands(params, profile):
         and name.split(f"-{profile}-", 1)[-1] not in optional
     )
     assert _snakemake_commands(profile) == dvc_commands
+
+
+def test_expanding_params_yaml_never_imports_torch():
+    """The Snakefile expands params.yaml on every start (a cluster job is one): torch's import (~2 s) must not
+    be part of it, so run ids come from the torch-free table rir.model_options."""
+    code = ("import sys, yaml; from rir.config import expand_runs, validate_params; "
+            "p = yaml.safe_load(open('params.yaml')); validate_params(p, source='params.yaml'); "
+            "n = sum(len(expand_runs(p, q, optional=o)) for q in p['profiles'] for o in (False, True)); "
+            "print(n, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    count, imported = out.stdout.split()
+    assert int(count) > 100 and imported == "False", out.stdout
+
+
+def test_the_torch_free_options_table_is_what_the_models_take():
+    from rir.model_options import MODEL_OPTIONS
+    from rir.models import create_model, list_models
+
+    assert list_models() == list(MODEL_OPTIONS)
+    for name, options in MODEL_OPTIONS.items():
+        with pytest.raises(UserError, match="unknown option"):
+            create_model(name, not_an_option=1)
+        create_model(name, width_scale=0.125, **{k: v for k, v in options.items() if k != "width_scale"})

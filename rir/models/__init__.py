@@ -3,16 +3,9 @@
 `create_model(name, num_classes=10, **overrides)` builds one; `list_models()` names them all in the paper's
 order; `model_summary(name)` gives parameters, forward FLOPs for one 3x32x32 image and depth in weighted
 layers. Each factory is one line that spells out its architecture, in the style of torchvision's
-`_resnet(BasicBlock, [2, 2, 2, 2])`; its keyword defaults are the options a user may override (anything
-else is a `UserError` naming it).
-
-Widths, decided in this one place:
-- `WIDE_WIDTH` = 96: the "18-layer + wide" net of Tables 1-2 (96, 192, 384 channels; see FACTS.md).
-- `BASE_WIDTH` = 32: the paper does not give Table 3's widths. 32, 64, 128 make each stream of a
-  two-stream net 16, 32, 64 channels, the widths of He et al.'s CIFAR ResNets, and keep the paper's
-  "Because each stream uses only half the total filters, we investigate ... a wider 18-layer network"
-  true of the wide net (3x). Override with `width=`.
-- `width_scale` (every model, default 1) multiplies every channel count, for tiny smoke-test nets.
+`_resnet(BasicBlock, [2, 2, 2, 2])`. The options a user may override, and their defaults (the widths
+included, with the reasons), are the torch-free table `rir.model_options.MODEL_OPTIONS`; any other option
+is a `UserError` naming it.
 
 Parameter counts (10 classes; `python -m rir models` prints all). The wide CNN and ResNet Init have
 9,469,930 parameters: 9,458,208 in 3x3 kernels (input 3->96; two layers per block at 96, 96, 192, 192, 192,
@@ -31,33 +24,28 @@ from torch import nn
 
 from rir.errors import UserError
 from rir.layers import ResNetInitConv2d, ResNetInitLinear
+from rir.model_options import (
+    BASE_WIDTH,
+    BLOCKS_18,
+    CHOICES,
+    MODEL_OPTIONS,
+    WIDE_WIDTH,
+    list_models,
+    model_defaults,
+)
 from rir.models.all_cnn import AllCNNC
 from rir.models.resnet import EighteenLayerNet, scaled
-
-BASE_WIDTH = 32  # Table 3's first-stage channels (both streams together); reason in the module docstring
-WIDE_WIDTH = 96  # Tables 1-2, "18-layer + wide"
-BLOCKS_18 = (2, 3, 3)  # blocks per stage: 8 blocks x 2 layers + input conv + classifier = 18 layers
-
-# The options a factory accepts, with their defaults. `init`: MSR (He et al.) is the paper's choice for
-# every weight tensor, Xavier the grid-searched alternative (Section 3).
-_CNN = dict(width=BASE_WIDTH, blocks=BLOCKS_18, layers_per_block=2, init="msr", width_scale=1.0)
-_RESIDUAL = dict(shortcut="projection")  # for dimension-increasing blocks; identity elsewhere (Section 3)
-_RIR = dict(outer_shortcut="both")  # the authors' code; see rir.models.resnet
-_CHOICES = dict(init=("msr", "xavier"), shortcut=("projection", "identity"),
-                outer_shortcut=("both", "residual"))
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
 
 
-def register_model(**options):
-    """Register `fn(num_classes, **options)` under its own name with `options` as defaults (`init` is
-    applied by `create_model`, not passed on)."""
-
-    def wrap(fn):
-        _REGISTRY[fn.__name__] = (fn, options)
-        return fn
-
-    return wrap
+def register_model(fn):
+    """Register `fn(num_classes, **options)` under its own name, with that name's options and defaults in
+    `MODEL_OPTIONS` (`init` is applied by `create_model`, not passed on)."""
+    if fn.__name__ not in MODEL_OPTIONS:
+        raise RuntimeError(f"model {fn.__name__} has no entry in rir.model_options.MODEL_OPTIONS")
+    _REGISTRY[fn.__name__] = (fn, MODEL_OPTIONS[fn.__name__])
+    return fn
 
 
 def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
@@ -66,76 +54,71 @@ def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, 
                             resnet_init, shortcut, outer_shortcut)
 
 
-@register_model(**_CNN)
+@register_model
 def cnn_18(num_classes, **o):
     """Table 3: the standard CNN (every layer a plain conv, no shortcut)."""
     return _18(num_classes, resnet_init=False, **o)
 
 
-@register_model(**_CNN)
+@register_model
 def resnet_init_18(num_classes, **o):
     """Table 3: the CNN with every conv a ResNet Init layer (stacked generalized residual blocks)."""
     return _18(num_classes, resnet_init=True, **o)
 
 
-@register_model(**_CNN, **_RESIDUAL)
+@register_model
 def resnet_18(num_classes, **o):
     """Table 3: ResNet with 2-layer residual blocks (He et al.)."""
     return _18(num_classes, resnet_init=False, **o)
 
 
-@register_model(**_CNN, **_RESIDUAL, **_RIR)
+@register_model
 def rir_18(num_classes, **o):
     """Table 3: ResNet in ResNet, ResNet whose convs are ResNet Init layers (Figure 1d)."""
     return _18(num_classes, resnet_init=True, **o)
 
 
-@register_model(**{**_CNN, "width": WIDE_WIDTH})
+@register_model
 def cnn_18_wide(num_classes, **o):
     """Tables 1-2: the wide CNN (96, 192, 384)."""
     return _18(num_classes, resnet_init=False, **o)
 
 
-@register_model(**{**_CNN, "width": WIDE_WIDTH})
+@register_model
 def resnet_init_18_wide(num_classes, **o):
     """Tables 1-2: the wide ResNet Init net."""
     return _18(num_classes, resnet_init=True, **o)
 
 
-@register_model(**{**_CNN, "width": WIDE_WIDTH}, **_RESIDUAL)
+@register_model
 def resnet_18_wide(num_classes, **o):
     """Tables 1-2: the wide ResNet."""
     return _18(num_classes, resnet_init=False, **o)
 
 
-@register_model(**{**_CNN, "width": WIDE_WIDTH}, **_RESIDUAL, **_RIR)
+@register_model
 def rir_18_wide(num_classes, **o):
     """Tables 1-2: "18-layer + wide RiR", 94.99 % / 77.10 % in the paper (FACTS.md)."""
     return _18(num_classes, resnet_init=True, **o)
 
 
-@register_model(init="msr", dropout=0.0, width_scale=1.0)
+@register_model
 def all_cnn_c(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with standard initialization."""
     return AllCNNC(num_classes, False, dropout, width_scale)
 
 
-@register_model(init="msr", dropout=0.0, width_scale=1.0)
+@register_model
 def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with ResNet Init."""
     return AllCNNC(num_classes, True, dropout, width_scale)
 
 
-def model_defaults(name: str) -> dict:
-    """The options model `name` accepts, with their defaults (a copy); UserError for an unknown name."""
-    if name not in _REGISTRY:
-        raise UserError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
-    return dict(_REGISTRY[name][1])
+if list(_REGISTRY) != list(MODEL_OPTIONS):  # a name in one and not the other, or another order
+    raise RuntimeError(f"rir.models registers {list(_REGISTRY)}; rir.model_options has {list(MODEL_OPTIONS)}")
 
-
-def list_models() -> list[str]:
-    """Every registered name, in the paper's order (Table 3, Tables 1-2, Table 5)."""
-    return list(_REGISTRY)
+__all__ = ["BASE_WIDTH", "BLOCKS_18", "WIDE_WIDTH", "create_model", "depth", "list_models", "model_defaults",
+           "model_summary", "register_model"]
 
 
 def _is_int(value) -> bool:
@@ -148,7 +131,7 @@ def _validate(name: str, num_classes, options: dict) -> None:
 
     if not _is_int(num_classes) or num_classes < 1:
         bad("num_classes", "must be an integer >= 1")
-    for key, choices in _CHOICES.items():
+    for key, choices in CHOICES.items():
         if key in options and options[key] not in choices:
             bad(key, f"must be one of {', '.join(choices)}")
     # Two-stream nets need a channel per stream; one threshold for all keeps the families comparable.
