@@ -510,9 +510,25 @@ def _download(url: str, folder: Path, fname: str, progress: bool) -> Path:
         status = getattr(getattr(err, "response", None), "status_code", None) or 0
         if 400 <= status < 500:  # the URL is wrong (a user's mistake); other failures are the network's
             raise UserError(f"cannot download {url}: HTTP {status}") from None
+        if isinstance(err, OSError):  # requests' errors are OSErrors: no network, DNS, refused, timed out
+            raise OSError(f"cannot download {url} ({_network_reason(err)}); without a network, copy the "
+                          f"tarball to {folder / fname} or pass --from FILE, then run again") from None
         raise
     finally:
         logger.setLevel(level)
+
+
+def _network_reason(err: OSError) -> str:
+    """A few words for a failed download; requests' own message runs to several hundred characters."""
+    text = str(err)
+    if "NameResolution" in text or "Name or service not known" in text or "nodename nor servname" in text:
+        return "the host name does not resolve: no network?"
+    if "refused" in text.lower():
+        return "connection refused"
+    if "timed out" in text.lower() or "Timeout" in type(err).__name__:
+        return "timed out"
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    return f"HTTP {status}" if status else type(err).__name__
 
 
 def _copy_hashing(src: Path, dst: Path) -> str:

@@ -259,6 +259,23 @@ def test_fetch_over_http_with_pooch(tmp_path, capsys, http_folder, synthetic_tar
     assert snapshot(root) == before
 
 
+def test_an_unreachable_server_says_how_to_fetch_offline_in_one_line(tmp_path, capsys):
+    """No network (a closed local port here): exit 1, one short line that names the URL, the reason and where
+    a copied tarball goes; nothing is left in the data folder."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/cifar-10-python.tar.gz"
+        code, _, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", tmp_path / "data", "--from",
+                           url)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and len(lines[0]) < 400, err
+    assert url in err and "connection refused" in err and "--from FILE" in err
+    assert str(tmp_path / "data" / "cifar10" / "cifar-10-python.tar.gz") in err
+    assert not (tmp_path / "data").exists()
+
+
 def test_preplaced_tarball_is_used_and_a_second_fetch_is_a_no_op(tmp_path, capsys, synthetic_tarball):
     folder = tmp_path / "data" / "cifar10"
     folder.mkdir(parents=True)
