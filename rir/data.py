@@ -1,4 +1,4 @@
-"""CIFAR-10/100 as used in Section 4: fetch, verify, read safely, prepare, load; and synthetic stand-ins.
+"""CIFAR-10/100 as used in Section 4: fetch, verify, read safely, prepare, load.
 
 The paper trains on CIFAR-10 and CIFAR-100 (Krizhevsky 2009), read from the official python tarballs. `fetch`
 verifies a tarball's md5 (the official one, or the sidecar `FILE.md5` that `synthesize` writes), reads the
@@ -10,16 +10,14 @@ that admits only numpy arrays and plain containers, and stores the uint8 arrays 
     ROOT/<dataset>/manifest.json             provenance, sha256 of prepared.npz, counts, channel mean/std
 
 Training reads only the prepared arrays, through `load_arrays`, which checks the manifest's hash first.
-(One module, longer than most, on purpose: the writer and the safe reader share the format, and the data
-folder's layout is defined in one place.)
-Synthetic tarballs use exactly the official layout (member names, byte-string dict keys, protocol-2 pickles
-of uint8 arrays), so the offline tests exercise the same reading code as the real data.
+The format (specs, class names, member layout) and the data folder's layout are defined here once;
+`rir.synthetic` writes synthetic tarballs in exactly the official layout, so the offline tests exercise the
+same reading code as the real data.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
@@ -41,15 +39,14 @@ from rir.errors import UserError
 from rir.io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 
 IMAGE_SHAPE = (32, 32, 3)  # H, W, C as stored in prepared.npz
-_ROW_BYTES = 3072  # one image in the batches: 1024 red, then 1024 green, then 1024 blue bytes, rows first
+ROW_BYTES = 3072  # one image in the batches: 1024 red, then 1024 green, then 1024 blue bytes, rows first
 PREPARED_NAME = "prepared.npz"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 _MAX_MEMBER_BYTES = 1 << 30  # the largest official member is 155 MB; anything far bigger is a bomb
-_MAX_SYNTH_IMAGES = 300_000  # per split: six times CIFAR, and one batch stays under _MAX_MEMBER_BYTES
 # numpy's array rebuilder, which array pickles name: numpy.core.multiarray._reconstruct in numpy 1 (and in the
 # official batches), numpy._core.multiarray._reconstruct in numpy 2; taken from an array, whichever it is.
-_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+NUMPY_RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # CIFAR-100's 20 superclasses (coarse labels) and their 5 classes each, as on the dataset's page; the fine
@@ -78,7 +75,7 @@ _CIFAR100_SUPERCLASSES = {
 }
 CIFAR100_COARSE_CLASSES = tuple(sorted(_CIFAR100_SUPERCLASSES))
 CIFAR100_CLASSES = tuple(sorted(name for names in _CIFAR100_SUPERCLASSES.values() for name in names))
-_CIFAR100_COARSE_OF = {
+CIFAR100_COARSE_OF = {
     CIFAR100_CLASSES.index(fine): CIFAR100_COARSE_CLASSES.index(coarse)
     for coarse, fines in _CIFAR100_SUPERCLASSES.items()
     for fine in fines
@@ -162,166 +159,6 @@ class CifarArrays:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Synthetic data (`rir synth`)
-
-
-# Texture frequencies in cycles per image (one half-plane; the other is the same cosine): periods of 5 to 16
-# pixels, which survive the 4-pixel crops and flips of training and which 3x3 convolutions pick up.
-_FREQS = np.array(
-    [(fx, fy) for fx in range(-6, 7) for fy in range(7) if 2 <= np.hypot(fx, fy) <= 6 and (fy > 0 or fx > 0)]
-)
-
-
-@dataclass(frozen=True)
-class ClassSignal:
-    """What makes each synthetic class recognisable: a colour, and a texture (frequency, amplitudes)."""
-
-    colour: np.ndarray  # (K, 3) the class colour offset (1 unit = 40 grey levels, see synthesize_images)
-    freq: np.ndarray  # (K, 2) its texture's frequency, cycles per image along x and y
-    amp: np.ndarray  # (K, 3) its texture's amplitude per channel
-
-    @classmethod
-    def draw(cls, num_classes: int, rng: np.random.Generator) -> ClassSignal:
-        freq = _FREQS[rng.choice(len(_FREQS), num_classes)]
-        return cls(rng.normal(0, 1, (num_classes, 3)), freq, rng.normal(0, 1, (num_classes, 3)))
-
-
-def _textures(freq: np.ndarray, amp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3, 1024) cosine textures with random phases: only frequency and colours carry signal."""
-    y, x = np.mgrid[0:32, 0:32].reshape(2, -1) / 32.0
-    phase = 2 * np.pi * (freq[:, :1] * x + freq[:, 1:] * y) + rng.uniform(0, 2 * np.pi, (len(freq), 1))
-    return amp[:, :, None] * np.cos(phase)[:, None, :]
-
-
-def synthesize_images(signal: ClassSignal, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Images (N, 3072) uint8 in the batches' channel-plane layout, for the given class labels.
-
-    Each image is its class's colour and texture at a random contrast, plus a random colour shift, a random
-    distractor texture and pixel noise. The distractors overlap the classes: a nearest-class-mean classifier
-    on the pixels (which sees the colour alone) reaches about 45% on 10 classes and 20% on 100, and a small
-    CNN trained with crops and flips about 80% and 45% after six epochs on a few thousand images.
-    """
-    out = np.empty((len(labels), _ROW_BYTES), dtype=np.uint8)
-    for start in range(0, len(labels), 2048):  # chunks bound the working memory
-        lab = labels[start : start + 2048]
-        n = len(lab)
-        contrast = rng.uniform(0.6, 1.2, size=(n, 1, 1))
-        v = contrast * (signal.colour[lab][:, :, None] + _textures(signal.freq[lab], signal.amp[lab], rng))
-        v += rng.normal(0, 0.6, (n, 3, 1))
-        v += _textures(_FREQS[rng.choice(len(_FREQS), n)], rng.normal(0, 1, (n, 3)), rng)
-        v += rng.normal(0, 0.5, v.shape)
-        out[start : start + n] = np.clip(128 + 40 * v, 0, 255).reshape(n, -1)
-    return out
-
-
-class _Py2StylePickler(pickle._Pickler):
-    """Pickles the way the official batches were written (Python 2 cPickle, protocol 2).
-
-    Python 3 can only express bytes in protocol 2 through `_codecs.encode`, a global the safe reader must not
-    admit, and names numpy's array rebuilder `numpy._core.multiarray._reconstruct`. Python 2 wrote bytes as
-    plain strings and the rebuilder as `numpy.core.multiarray._reconstruct`; so do we.
-    """
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_bytes(self, obj: bytes) -> None:
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + len(obj).to_bytes(4, "little") + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_bytes
-
-    def save_global(self, obj, name=None) -> None:
-        if obj is _RECONSTRUCT:
-            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
-            self.memoize(obj)
-        else:
-            super().save_global(obj, name)
-
-
-def _pickle_py2(obj: object) -> bytes:
-    buf = io.BytesIO()
-    _Py2StylePickler(buf, protocol=2).dump(obj)
-    return buf.getvalue()
-
-
-def _batch(spec: DatasetSpec, label: str, data: np.ndarray, labels: np.ndarray, names: list[bytes]) -> dict:
-    if spec.name == "cifar10":
-        return {
-            b"batch_label": label.encode(),
-            b"labels": labels.tolist(),
-            b"data": data,
-            b"filenames": names,
-        }
-    coarse = [_CIFAR100_COARSE_OF[int(f)] for f in labels]
-    return {
-        b"filenames": names,
-        b"batch_label": label.encode(),
-        b"fine_labels": labels.tolist(),
-        b"coarse_labels": coarse,
-        b"data": data,
-    }
-
-
-def synthesize(dataset: str, out: str | os.PathLike, n_train: int, n_test: int, seed: int = 0) -> str:
-    """Write a synthetic tarball in the official layout to `out`, and `out.md5`; return the md5.
-
-    The bytes depend only on the arguments (fixed tar and gzip timestamps), so a rerun gives the same md5.
-    """
-    spec = get_spec(dataset)
-    if not (1 <= n_train <= _MAX_SYNTH_IMAGES and 1 <= n_test <= _MAX_SYNTH_IMAGES):
-        raise UserError(f"--n-train and --n-test must be 1..{_MAX_SYNTH_IMAGES} (got {n_train}, {n_test})")
-    rng = np.random.default_rng(seed)
-    signal = ClassSignal.draw(spec.num_classes, rng)
-    class_names = CIFAR10_CLASSES if spec.name == "cifar10" else CIFAR100_CLASSES
-    members: dict[str, bytes] = {}
-    splits = [("training", spec.train_members, n_train), ("testing", (spec.test_member,), n_test)]
-    for kind, member_names, n in splits:
-        labels = rng.integers(0, spec.num_classes, size=n)
-        data = synthesize_images(signal, labels, rng)
-        for i, (member, idx) in enumerate(
-            zip(member_names, np.array_split(np.arange(n), len(member_names)), strict=True)
-        ):
-            names = [f"synthetic_{class_names[labels[j]]}_s_{j:06d}.png".encode() for j in idx]
-            batch = _batch(
-                spec, f"{kind} batch {i + 1} of {len(member_names)}", data[idx], labels[idx], names
-            )
-            members[member] = _pickle_py2(batch)
-    if spec.name == "cifar10":
-        meta = {
-            b"num_cases_per_batch": -(-n_train // 5),
-            b"label_names": [c.encode() for c in class_names],
-            b"num_vis": _ROW_BYTES,
-        }
-        members["readme.html"] = b"<html><body><p>Synthetic CIFAR-10 made by rir synth.</p></body></html>\n"
-    else:
-        meta = {
-            b"fine_label_names": [c.encode() for c in class_names],
-            b"coarse_label_names": [c.encode() for c in CIFAR100_COARSE_CLASSES],
-        }
-    members[spec.meta_member] = _pickle_py2(meta)
-
-    out = Path(out)
-    with atomic_path(out) as tmp, open(tmp, "wb") as raw:
-        with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
-        ):
-            folder = tarfile.TarInfo(spec.folder)
-            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(folder)
-            for name, payload in members.items():
-                info = tarfile.TarInfo(spec.member(name))
-                info.size, info.mode = len(payload), 0o644
-                tar.addfile(info, io.BytesIO(payload))
-    md5 = _md5_file(out)
-    atomic_write_text(_sidecar(out), f"{md5}  {out.name}\n")
-    return md5
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Reading a tarball safely
 
 
@@ -329,8 +166,8 @@ def synthesize(dataset: str, out: str | os.PathLike, n_train: int, n_test: int, 
 # classes. Lists, dicts, bytes and ints need no global. Anything else (os.system, builtins.eval,
 # codecs, ...) is refused before it is even looked up.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.multiarray", "_reconstruct"): NUMPY_RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): NUMPY_RECONSTRUCT,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
 }
@@ -439,7 +276,7 @@ def read_tarball(
 # Fetching and preparing (`rir fetch`)
 
 
-def _md5_file(path: Path) -> str:
+def md5_file(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -447,7 +284,7 @@ def _md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _sidecar(path: Path) -> Path:
+def md5_sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".md5")
 
 
@@ -579,11 +416,11 @@ def _resolve_source(spec: DatasetSpec, source: str | None, synthetic: bool, targ
         if synthetic:
             raise UserError(f"--synthetic needs a tarball: give --from FILE, or put it at {target}")
         return _Source(None, spec.url, spec.md5, False)
-    if _sidecar(local).is_file():
-        md5 = _parse_sidecar(_sidecar(local).read_text(), str(_sidecar(local)))
+    if md5_sidecar(local).is_file():
+        md5 = _parse_sidecar(md5_sidecar(local).read_text(), str(md5_sidecar(local)))
         return _Source(local, None, md5, synthetic=md5 != spec.md5)  # a sidecar may hold the official md5
     if synthetic:
-        raise UserError(f"--synthetic: no sidecar {_sidecar(local)} (written by rir synth) beside {local}")
+        raise UserError(f"--synthetic: no sidecar {md5_sidecar(local)} (written by rir synth) beside {local}")
     return _Source(local, None, spec.md5, False)
 
 
@@ -612,11 +449,11 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
     src = _resolve_source(spec, source, synthetic, target)
     in_place = src.local is not None and target.is_file() and src.local.resolve() == target.resolve()
     if src.local is not None:
-        actual = _md5_file(src.local)
+        actual = md5_file(src.local)
         if actual != src.expected_md5 and in_place:  # move it aside, so no later fetch picks it up
             os.replace(target, target.with_name(target.name + ".rejected"))
-            if _sidecar(target).is_file():  # a sidecar left behind would condemn the next good tarball
-                os.replace(_sidecar(target), target.with_name(target.name + ".md5.rejected"))
+            if md5_sidecar(target).is_file():  # a sidecar left behind would condemn the next good tarball
+                os.replace(md5_sidecar(target), target.with_name(target.name + ".md5.rejected"))
             raise UserError(
                 _mismatch(target, actual, src.expected_md5, src.against) + "; moved to *.rejected"
             )
@@ -637,7 +474,7 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
     try:
         if src.url:
             staged = _download(src.url, folder, spec.filename, progress)
-            actual = _md5_file(staged)
+            actual = md5_file(staged)
         elif not in_place:
             fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".tmp", dir=folder)
             os.close(fd)
@@ -649,9 +486,9 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
         if staged is not None:
             os.replace(staged, target)
         if src.synthetic:
-            atomic_write_text(_sidecar(target), f"{src.expected_md5}  {target.name}\n")
+            atomic_write_text(md5_sidecar(target), f"{src.expected_md5}  {target.name}\n")
         else:
-            _sidecar(target).unlink(missing_ok=True)
+            md5_sidecar(target).unlink(missing_ok=True)
     finally:
         if staged is not None and staged.parent.name.startswith(".download-"):
             shutil.rmtree(staged.parent, ignore_errors=True)

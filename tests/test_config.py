@@ -2,6 +2,8 @@
 
 import copy
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +160,53 @@ def test_the_torch_free_options_table_is_what_the_models_take():
         with pytest.raises(UserError, match="unknown option"):
             create_model(name, not_an_option=1)
         create_model(name, width_scale=0.125, **{k: v for k, v in options.items() if k != "width_scale"})
+
+
+TRACE = """import atexit, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write("\\n".join(m for m in sys.modules if m.split(".")[0] == "rir")))
+sys.argv[0] = "rir"
+runpy.run_module("rir", run_name="__main__")
+"""
+
+
+def _module_file(module: str) -> str:
+    import importlib.util
+
+    origin = Path(importlib.util.find_spec(module).origin)
+    return origin.relative_to(ROOT).as_posix()
+
+
+def _covered(path: str, listed) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in listed)
+
+
+@pytest.mark.slow
+def test_every_module_a_dvc_stage_imports_is_one_of_its_dependencies(tmp_path):
+    """`dvc repro` reruns a stage when a file among its deps changes: so every rir module the stage's command
+    imports must be a dep, except the few that cannot change an output (rir.dvcgen.CODE_EXEMPT). Traced by
+    running the smoke profile's own dvc.yaml commands, in order, for one ablated run."""
+    from rir.dvcgen import CODE_EXEMPT
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    run = next(n.split("ablate-smoke-", 1)[1] for n in stages if n.startswith("ablate-smoke-"))
+    dataset = stages[f"train-smoke-{run}"]["deps"][0].split("/")[2]
+    names = [f"synth-smoke-{dataset}", f"fetch-smoke-{dataset}", f"train-smoke-{run}",
+             f"evaluate-smoke-{run}", f"ablate-smoke-{run}", "tables-smoke", "figures-smoke", "report-smoke"]
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "trace.py").write_text(TRACE)
+    missing = {}
+    for name in names:
+        argv = shlex.split(stages[name]["cmd"])
+        assert argv[0] == "rir", stages[name]["cmd"]
+        traced = tmp_path / f"{name}.modules"
+        proc = subprocess.run([sys.executable, "trace.py", str(traced), *argv[1:]], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{stages[name]['cmd']}\n{proc.stderr[-2000:]}"
+        files = {_module_file(m) for m in traced.read_text().split()}
+        own = f"rir/commands/{argv[1]}.py"
+        assert own in files
+        deps = stages[name]["deps"]
+        needed = {f for f in files if f == own or not _covered(f, CODE_EXEMPT)}
+        missing[name] = sorted(f for f in needed if not _covered(f, deps))
+    assert not any(missing.values()), missing

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rir.data import synthesize
+    from rir.synthetic import synthesize
 
     md5 = synthesize(args.dataset, args.out, args.n_train, args.n_test, seed=args.seed)
     print(f"{args.out}: synthetic {args.dataset}, {args.n_train} train, {args.n_test} test, md5 {md5}")
