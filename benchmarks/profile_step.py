@@ -19,8 +19,8 @@ from rir.commands.bench import parse_overrides
 from rir.env import cpu_name
 from rir.loader import DeviceLoader
 from rir.models import create_model
+from rir.recipe import TrainConfig
 from rir.step import make_optimizer, train_step
-from rir.train import TrainConfig
 
 TOP = 15  # rows of the ops table
 

@@ -138,8 +138,8 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     from rir.env import device_name
     from rir.loader import DeviceLoader
     from rir.models import create_model, model_summary
+    from rir.recipe import TrainConfig
     from rir.step import compile_model, make_optimizer, train_step
-    from rir.train import TrainConfig
 
     _check(cfg)
     device = torch.device(cfg.device)

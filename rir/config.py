@@ -39,7 +39,7 @@ class RunSpec:
     ablate: bool = False  # Figure 3 ablates this run
 
     def train_options(self) -> dict[str, Any]:
-        """The options `rir train` needs: a dict that `rir.train.TrainConfig.from_dict` accepts."""
+        """The options `rir train` needs: a dict that `rir.recipe.TrainConfig.from_dict` accepts."""
         return {
             **self.recipe,
             "model": self.model,

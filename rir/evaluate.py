@@ -56,7 +56,8 @@ def load_trained(run_dir: str | Path, data_root: str | None = None, device: str 
     from rir.data import load_arrays
     from rir.loader import DeviceLoader
     from rir.models import create_model
-    from rir.train import TrainConfig, resolve_device
+    from rir.recipe import TrainConfig
+    from rir.train import resolve_device
 
     saved = load_run_model(run_dir)
     cfg = TrainConfig.from_dict({**saved["config"], "device": device,

@@ -72,7 +72,7 @@ def _data_sizes(resolved: dict) -> tuple[int, int]:
 def _runs(params: dict, profile: str | None):
     """(resolved profile, [(RunSpec, TrainConfig)]) in expand_runs' order."""
     from rir.config import expand_runs, resolve_profile
-    from rir.train import TrainConfig
+    from rir.recipe import TrainConfig
 
     resolved = resolve_profile(params, profile)
     return resolved, [(run, TrainConfig.from_dict(run.train_options()))

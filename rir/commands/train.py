@@ -84,7 +84,8 @@ def run_options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from rir.gpu import apply_gpu_lease
-    from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, TrainConfig, train
+    from rir.recipe import TrainConfig
+    from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, train
 
     cfg = TrainConfig.from_dict({**run_options(args), **options_from_args(args)})
     # Before anything touches CUDA: picks this run's GPU slot (rir.gpu), named after the run for humans.

@@ -39,7 +39,7 @@ VERDICT_RULE = (
 
 def _model_defaults(model: str) -> dict[str, Any]:
     from rir.errors import UserError
-    from rir.models import model_defaults
+    from rir.model_options import model_defaults
 
     try:
         return model_defaults(model)
