@@ -130,4 +130,7 @@ def restore_rng(state: dict) -> None:
     p = state["python"]
     random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # A run resumed with fewer visible GPUs than it was saved with (a lease, another node) restores the
+        # generators it still has; only the first is ever used (one run, one GPU).
+        for index, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), index)

@@ -127,7 +127,11 @@ class DeviceLoader:
         if not self.train:
             yield from self._eval_batches()
             return
-        order, dy, dx, flip = (t.to(self.device, non_blocking=True) for t in self.epoch_plan(epoch))
+        # Pinned host memory makes the once-per-epoch copy truly asynchronous on CUDA (a copy from pageable
+        # memory makes the host wait for it).
+        pin = self.device.type == "cuda"
+        order, dy, dx, flip = ((t.pin_memory() if pin else t).to(self.device, non_blocking=True)
+                               for t in self.epoch_plan(epoch))
         # Per-sample base offset: image start + crop corner; reversed columns where flipped.
         base = order * self._image_stride + dy * self._row_stride + dx * self._col_stride
         b = self.batch_size

@@ -54,6 +54,7 @@ def test_bench_table_names_the_measures(capsys):
 def test_peak_table_by_device_name():
     assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") == (989e12, "bf16")
     assert peak_flops("NVIDIA H100 PCIe", "bf16") == (756e12, "bf16")
+    assert peak_flops("NVIDIA H100 NVL", "bf16") == (835e12, "bf16")
     assert peak_flops("NVIDIA H200", "bf16")[0] == 989e12
     assert peak_flops("NVIDIA A100-SXM4-80GB", "bf16")[0] == 312e12
     fp32 = peak_flops("NVIDIA H100 80GB HBM3", "fp32")
