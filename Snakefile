@@ -41,15 +41,20 @@ rule all:
 
 
 rule gridsearch:
-    # Optional: the paper's hyperparameter search on a held-out 45k/5k split (params.yaml optional_families).
+    # Optional: the paper's hyperparameter search on a held-out 45k/5k split (params.yaml optional_families),
+    # ranked into results/<profile>/gridsearch/ (rule gridsearch_summary); the report then shows it.
     input:
-        expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(GRIDSEARCH_RUNS)),
+        GRIDSEARCH_SUMMARY,
 
 
 onsuccess:
     # Record what Snakemake produced in DVC's lock and cache, so `dvc repro` finds nothing to redo
-    # (DESIGN.md: a run finished by one tool is not redone by the other). Skipped outside a DVC repo,
-    # and when the target was less than the whole report (DVC commits a stage with all its upstream).
-    # --no-relink: relinking rewrites the outputs, and their new mtimes would make Snakemake rerun jobs.
-    if os.path.isdir(".dvc") and shutil.which("dvc") and os.path.exists(f"{REPORTS}/index.html"):
-        shell(f"dvc commit --force --quiet --no-relink --with-deps report-{PROFILE} || echo 'warning: dvc commit failed'")
+    # (DESIGN.md: a run finished by one tool is not redone by the other): the report and the grid search,
+    # each once it exists. Skipped outside a DVC repo, and for a target short of either (DVC commits a stage
+    # with all its upstream). --no-relink: relinking rewrites the outputs, and their new mtimes would make
+    # Snakemake rerun jobs.
+    finished = [stage for stage, path in ((f"report-{PROFILE}", f"{REPORTS}/index.html"),
+                                          (f"gridsearch-{PROFILE}", f"{GRIDSEARCH_SUMMARY}/summary.json"))
+                if os.path.exists(path)]
+    if os.path.isdir(".dvc") and shutil.which("dvc") and finished:
+        shell(f"dvc commit --force --quiet --no-relink --with-deps {' '.join(finished)} || echo 'warning: dvc commit failed'")

@@ -64,7 +64,10 @@ def _params_keys(params: dict[str, Any], profile: str) -> list[str]:
     return keys
 
 
-def _run_stages(run: RunSpec, profile: str, keys: list[str], data: str, results: str) -> dict[str, Any]:
+def _run_stages(run: RunSpec, profile: str, keys: list[str], data: str, results: str,
+                evaluate: bool = True) -> dict[str, Any]:
+    """Train, and unless `evaluate` is false (a grid-search run, selected on held-out data and never
+    evaluated on the test set: Snakemake's gridsearch target does the same) evaluate, then maybe ablate."""
     run_dir = f"{results}/runs/{run.run_id}"
     prepared = [f"{data}/{run.dataset}/manifest.json", f"{data}/{run.dataset}/prepared.npz"]
     stages = {
@@ -85,6 +88,8 @@ def _run_stages(run: RunSpec, profile: str, keys: list[str], data: str, results:
             "metrics": [f"{run_dir}/eval.json"],
         },
     }
+    if not evaluate:
+        del stages[f"evaluate-{profile}-{run.run_id}"]
     if run.ablate:
         out = f"{results}/ablation/{run.run_id}.csv"
         stages[f"ablate-{profile}-{run.run_id}"] = {
@@ -124,8 +129,8 @@ def _profile_stages(params: dict[str, Any], profile: str) -> dict[str, Any]:
             "outs": [f"{data}/{dataset}/manifest.json", f"{data}/{dataset}/prepared.npz"],
         }
     keys = _params_keys(params, profile)
-    for run in [*runs.values(), *extra.values()]:
-        stages.update(_run_stages(run, profile, keys, data, results))
+    for run in [*runs.values(), *(r for r in extra.values() if r.run_id not in runs)]:
+        stages.update(_run_stages(run, profile, keys, data, results, evaluate=run.run_id in runs))
     report_cmd = f"rir report {{stage}} --params params.yaml --profile {profile}"
     run_outputs = [f"{results}/runs/{r}/{name}" for r in runs for name in ("metrics.json", "eval.json")]
     ablations = [f"{results}/ablation/{r}.csv" for r, run in runs.items() if run.ablate]
@@ -140,6 +145,12 @@ def _profile_stages(params: dict[str, Any], profile: str) -> dict[str, Any]:
         "deps": [f"{results}/tables"] + [f"{results}/runs/{r}/history.csv" for r in runs] + CODE["report"],
         "outs": [f"{reports}/figures"],
     }
+    if extra:  # `dvc repro gridsearch-<profile>`: not a dependency of the report (see README, Pipeline)
+        stages[f"gridsearch-{profile}"] = {
+            "cmd": report_cmd.format(stage="gridsearch"),
+            "deps": [f"{results}/runs/{r}/metrics.json" for r in extra] + CODE["report"],
+            "outs": [f"{results}/gridsearch"],
+        }
     stages[f"report-{profile}"] = {
         "cmd": report_cmd.format(stage="html"),
         "deps": [f"{results}/tables", f"{reports}/figures"] + CODE["report"],

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pytest
 import yaml
+from markupsafe import escape
 from pipeline import dvc_changed_stages, fresh_copy, planned_jobs, sh
 
 from rir.config import expand_runs, load_params
+from rir.report.gridsearch import verdict
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +88,29 @@ def test_dvc_push_and_pull_restore_finished_runs_without_retraining(snakemade, t
     assert (repo / f"results/smoke/runs/{run_id}/model.pt").is_file()
     assert dvc_changed_stages(repo) == set()
     assert "train" not in planned_jobs(repo)
+
+
+def test_gridsearch_ranks_its_runs_then_the_report_shows_them_and_dvc_has_them(snakemade, tmp_path):
+    """`snakemake gridsearch` trains the optional family on held-out data (no test-set evaluation) and ranks
+    it; the default target then redoes only the report, which shows the ranking; DVC, told by the onsuccess
+    commit, has nothing of it to rerun."""
+    repo = tmp_path / "repo"
+    shutil.copytree(snakemade, repo, symlinks=True)
+    grid = expand_runs(load_params(repo / "params.yaml"), "smoke", optional=True)
+    sh(repo, sys.executable, "-m", "snakemake", "--cores", "2", "gridsearch", "--config", "profile=smoke")
+    for run_id in grid:
+        metrics = json.loads((repo / f"results/smoke/runs/{run_id}/metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["eval_split"] == "holdout_128"
+        assert not (repo / f"results/smoke/runs/{run_id}/eval.json").exists()
+    summary = json.loads((repo / "results/smoke/gridsearch/summary.json").read_text())
+    (search,) = summary["searches"]
+    assert summary["synthetic"] is True and search["complete"] and search["recipe_in_grid"]
+    assert sorted(r["rank"] for r in search["rows"]) == list(range(1, len(grid) + 1))
+
+    assert planned_jobs(repo) == {"report": [""], "all": [""]}
+    sh(repo, sys.executable, "-m", "snakemake", "--cores", "2", "--config", "profile=smoke")
+    html = (repo / "reports/smoke/index.html").read_text()
+    assert "Grid search (SYNTHETIC DATA)" in html and str(escape(verdict(search))) in html
+    assert planned_jobs(repo) == {}
+    proc = sh(repo, "dvc", "status", "--with-deps", "gridsearch-smoke", "report-smoke")
+    assert "changed" not in proc.stdout and "modified" not in proc.stdout, proc.stdout

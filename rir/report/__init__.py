@@ -4,7 +4,8 @@ Three stages, each a `rir report` subcommand and a pipeline rule, each writing a
 - tables:  results/<profile>/tables/{runs,families,table1..table5,figure4}.{csv,json} (rir.report.aggregate)
 - figures: reports/<profile>/figures/*.png and index.json (rir.report.figures)
 - html:    reports/<profile>/index.html, self-contained (rir.report.html); it aggregates the runs again
-           (cheap and deterministic) and embeds the figures the figures stage drew.
+           (cheap and deterministic) and embeds the figures the figures stage drew, and the grid search's
+           summary (rir.report.gridsearch) when `rir report gridsearch` has written one.
 
 `load` reads everything once: the profile's runs (rir.config.expand_runs), what exists of them on disk
 (rir.report.collect), the reference numbers (rir/reference/paper.yaml) and the ablation CSVs.
@@ -33,6 +34,7 @@ class ReportData:
     runs: pd.DataFrame
     groups: pd.DataFrame
     tables: dict[str, pd.DataFrame]
+    gridsearch: dict[str, Any] | None = None  # RESULTS/gridsearch/summary.json, once it exists
 
     @property
     def synthetic(self) -> bool:
@@ -50,6 +52,7 @@ def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
     from rir.config import expand_runs, resolve_profile
     from rir.report.aggregate import build_tables
     from rir.report.collect import read_ablation, read_runs
+    from rir.report.gridsearch import read_summary
     from rir.report.reference import load_reference
 
     resolved = resolve_profile(params, profile)
@@ -57,9 +60,11 @@ def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
     specs = runs if runs is not None else expand_runs(params, profile)
     records = read_runs(results_dir, specs)
     ablation, ablation_errors = read_ablation(results_dir, specs)
-    problems = [e for r in records for e in r.errors] + ablation_errors
+    gridsearch, gridsearch_errors = read_summary(results_dir)
+    problems = [e for r in records for e in r.errors] + ablation_errors + gridsearch_errors
     runs_frame, groups, tables = build_tables(records, reference, resolved)
-    return ReportData(resolved, reference, records, ablation, problems, runs_frame, groups, tables)
+    return ReportData(resolved, reference, records, ablation, problems, runs_frame, groups, tables,
+                      gridsearch)
 
 
 def write_tables(data: ReportData, tables_dir: str | Path) -> list[Path]:
@@ -105,6 +110,7 @@ def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
         "figures": figure_views(Path(figures_dir)),
         "notes": notes,
         "problems": data.problems,
+        "gridsearch": data.gridsearch,
         "runs": run_views(data.records, data.reference),
     }
 

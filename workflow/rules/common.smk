@@ -16,6 +16,7 @@ DATA = f"data/{PROFILE}"  # outputs of different profiles never mix
 RESULTS = f"results/{PROFILE}"
 REPORTS = f"reports/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
+GRIDSEARCH_SUMMARY = f"{RESULTS}/gridsearch"  # rir.report.gridsearch.SUMMARY_FOLDER
 RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")
 THREADS = RESOLVED["recipe"].get("threads", 4)  # CPU threads of one training job (data work, not the GPU)
 

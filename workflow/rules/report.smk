@@ -33,10 +33,29 @@ rule figures:
         "rir report figures --params params.yaml --profile {params.profile} > {log} 2>&1"
 
 
+rule gridsearch_summary:
+    # The optional grid search ranked by held-out accuracy (target: `snakemake gridsearch`).
+    input:
+        expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(GRIDSEARCH_RUNS)),
+    output:
+        directory(GRIDSEARCH_SUMMARY),
+    params:
+        profile=PROFILE,
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/report/gridsearch.log",
+    shell:
+        "rir report gridsearch --params params.yaml --profile {params.profile} > {log} 2>&1"
+
+
 rule report:
     input:
         rules.tables.output,
         rules.figures.output,
+        # Once `snakemake gridsearch` has run, the report shows its summary and is redone when it changes
+        # (and a grid changed in params.yaml is trained first). Before, the grid search stays out of the DAG.
+        [GRIDSEARCH_SUMMARY] if os.path.exists(f"{GRIDSEARCH_SUMMARY}/summary.json") else [],
     output:
         f"{REPORTS}/index.html",
     params:
