@@ -154,6 +154,8 @@ def _holders(lock_dir: Path, n_gpus: int, runs_per_gpu: int) -> str:
 
 def _cuda_started() -> bool:
     # Only ask torch if something already imported it: importing it here would be slow and pointless.
+    # Not caught: torch.cuda.is_available() or device_count() called before the lease already fixed the
+    # devices CUDA will see, without initializing it. Nothing in rir calls either before `acquire_gpu`.
     torch = sys.modules.get("torch")
     return bool(torch is not None and torch.cuda.is_initialized())
 
