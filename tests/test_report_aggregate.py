@@ -1,12 +1,12 @@
 """Aggregation, verdicts, claims and the paper reference, on fixture results in the pipeline's layout."""
 
 import copy
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from fixtures.report import fixture_results as fx
 
 from rir.config import expand_runs, load_params
 from rir.errors import UserError
@@ -27,10 +27,6 @@ from rir.report.claims import FAILS, HOLDS, NOT_ENOUGH, judge_claims
 from rir.report.reference import load_reference, validate_reference
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("fixture_results",
-                                               ROOT / "tests/fixtures/report/fixture_results.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 
 @pytest.fixture(scope="module")

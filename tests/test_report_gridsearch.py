@@ -2,11 +2,11 @@
 runs, the SYNTHETIC label, `rir report gridsearch` and the report's section. Fixture results in the
 pipeline's layout (tests/fixtures/report), for the smoke profile's four grid-search runs."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from fixtures.report import fixture_results as fx
 
 from rir.cli import main
 from rir.config import expand_runs, load_params, resolve_profile
@@ -14,10 +14,6 @@ from rir.report import context, load
 from rir.report.gridsearch import read_summary, summarize_gridsearch, verdict, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("fixture_results",
-                                               ROOT / "tests/fixtures/report/fixture_results.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 as real headless Chromium renders it (no console errors, a real screenshot at phone and laptop widths)."""
 
 import base64
-import importlib.util
 import re
 import shutil
 import struct
@@ -11,15 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.report import fixture_results as fx
 
 from rir.config import RunSpec, expand_runs, load_params
 from rir.report import load, write_figures, write_html
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("fixture_results",
-                                               ROOT / "tests/fixtures/report/fixture_results.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 EVIL = "<script>alert(1)</script>"
 
 
