@@ -65,13 +65,20 @@ def test_settings_are_ranked_by_held_out_accuracy_and_the_recipe_is_found(tmp_pa
 
 
 def test_unfinished_runs_are_counted_not_ranked_and_the_winner_is_provisional(tmp_path, params, runs):
+    from rir.report.html import render
+
     _write(tmp_path, runs, skip={(0.05, "projection")})
-    (search,) = _summary(params, runs, tmp_path)["searches"]
+    summary = _summary(params, runs, tmp_path)
+    (search,) = summary["searches"]
     pending = [r for r in search["rows"] if r["rank"] is None]
     assert [(r["lr"], r["shortcut"], r["n_completed"]) for r in pending] == [(0.05, "projection", 0)]
     assert search["recipe_rank"] == 1 and not search["complete"]
     assert verdict(search) == ("the recipe's setting wins by 1.70 points "
                                "(provisional: some runs are unfinished)")
+    write_summary(summary, tmp_path / "gridsearch")  # the report lists the ranked rows, then the pending one
+    page = render(context(load(params, "smoke", tmp_path), tmp_path / "figures"))
+    section = page[page.index('<section id="gridsearch">'):]
+    assert section.index("<td>1</td>") < section.index("<td>3</td>") < section.index("pending: 1")
 
 
 def test_rir_report_gridsearch_writes_the_summary_and_the_report_shows_it(tmp_path, params, runs, capsys):
