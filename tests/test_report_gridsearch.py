@@ -100,7 +100,7 @@ def test_rir_report_gridsearch_writes_the_summary_and_the_report_shows_it(tmp_pa
     from rir.report.html import render
 
     page = render(context(data, tmp_path / "figures"))
-    assert "Grid search (SYNTHETIC DATA)" in page and "the recipe&#39;s setting ranks 2" in page
+    assert "Grid search (SYNTHETIC DATA)" in page and "The recipe&#39;s setting ranks 2" in page
 
 
 def test_without_a_summary_the_report_says_how_to_run_it(tmp_path, params):
