@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from rir.errors import UserError
+from rir.model_options import known_defaults
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -128,17 +129,6 @@ def make_run_id(model: str, dataset: str, seed: int, overrides: dict[str, Any]) 
     return "__".join(parts)
 
 
-def _model_defaults(model: str) -> dict[str, Any]:
-    """The options of `model` with their defaults, or {} for a name the registry does not know (`rir train`
-    then refuses it by name). From the torch-free table, so expanding params.yaml never imports torch."""
-    from rir.model_options import model_defaults
-
-    try:
-        return model_defaults(model)
-    except UserError:
-        return {}
-
-
 def _canonical(value: Any) -> Any:
     return [_canonical(v) for v in value] if isinstance(value, (list, tuple)) else value
 
@@ -158,7 +148,7 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
         # Table 3's nets, trained once.
         family_recipe = {k: v for k, v in family_recipe.items() if _canonical(recipe.get(k)) != _canonical(v)}
         for model, dataset, seed in itertools.product(family["models"], family["datasets"], family["seeds"]):
-            defaults = _model_defaults(model)
+            defaults = known_defaults(model)
             model_point = {k: v for k, v in point.items() if k not in recipe_keys
                            and (k not in defaults or _canonical(defaults[k]) != _canonical(v))}
             run_id = make_run_id(model, dataset, seed, {**model_point, **family_recipe})

@@ -58,3 +58,9 @@ def model_defaults(name: str) -> dict:
     if name not in MODEL_OPTIONS:
         raise UserError(f"unknown model {name!r}; known models: {', '.join(MODEL_OPTIONS)}")
     return dict(MODEL_OPTIONS[name])
+
+
+def known_defaults(name: str) -> dict:
+    """`model_defaults(name)`, or {} for a name the table does not know: for readers of params.yaml and of
+    results (run ids, grid points), which leave refusing an unknown model to `rir train` by name."""
+    return dict(MODEL_OPTIONS.get(name, {}))

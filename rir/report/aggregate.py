@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from rir.model_options import known_defaults
 from rir.report.collect import COMPLETED, DIVERGED, PENDING, UNREADABLE, RunRecord
 from rir.report.stats import summarize
 
@@ -35,16 +36,6 @@ VERDICT_RULE = (
     f"unreadable seeds are excluded from the statistics and counted in the cell's note; a cell whose "
     f"finished seeds all diverged is 'diverged'."
 )
-
-
-def _model_defaults(model: str) -> dict[str, Any]:
-    from rir.errors import UserError
-    from rir.model_options import model_defaults
-
-    try:
-        return model_defaults(model)
-    except UserError:
-        return {}  # a model the registry does not know: its grid values are unknown, not an error here
 
 
 def _plain(value: Any) -> Any:
@@ -64,7 +55,7 @@ def grid_point(spec, family: dict[str, Any]) -> dict[str, Any]:
         elif key in spec.recipe:
             point[key] = _plain(spec.recipe[key])
         else:
-            defaults = _model_defaults(spec.model) if defaults is None else defaults
+            defaults = known_defaults(spec.model) if defaults is None else defaults
             point[key] = _plain(defaults.get(key))
     return point
 

@@ -19,10 +19,12 @@ shows), summary.csv (one row per setting) and summary.md (the tables as Markdown
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from rir.model_options import known_defaults
 from rir.report.aggregate import grid_key, runs_frame
 from rir.report.collect import COMPLETED, read_runs
 from rir.report.stats import summarize
@@ -34,12 +36,11 @@ SUMMARY_JSON = "summary.json"
 def recipe_setting(model: str, keys: list[str], resolved: dict[str, Any]) -> dict[str, Any]:
     """The value of each grid key in the runs the tables use: the profile's recipe (else the TrainConfig
     default) for a training option, the model's default for a model option."""
-    from rir.model_options import model_defaults
     from rir.recipe import TrainConfig
 
     train_defaults = {f.name: f.default for f in fields(TrainConfig) if f.name != "model_overrides"}
     recipe = resolved.get("recipe", {})
-    defaults = model_defaults(model) if model else {}
+    defaults = known_defaults(model)
     out = {}
     for key in keys:
         if key in train_defaults:
@@ -52,8 +53,6 @@ def recipe_setting(model: str, keys: list[str], resolved: dict[str, Any]) -> dic
 
 def summarize_gridsearch(resolved: dict[str, Any], runs: dict, results_dir: str | Path) -> dict[str, Any]:
     """The summary of every optional family of a resolved profile; `runs` are its optional runs."""
-    import json
-
     families = resolved.get("optional_families", {})
     records = read_runs(results_dir, runs)
     frame = runs_frame(records, {**resolved, "families": families})
@@ -166,8 +165,6 @@ def write_summary(summary: dict[str, Any], out_dir: str | Path) -> list[Path]:
 
 def read_summary(results_dir: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
     """(the summary the grid-search stage wrote, or None when it has not run; problems, one line each)."""
-    import json
-
     path = Path(results_dir) / SUMMARY_FOLDER / SUMMARY_JSON
     if not path.is_file():
         return None, []
