@@ -82,14 +82,13 @@ def _run_stages(run: RunSpec, profile: str, keys: list[str], data: str, results:
             "metrics": [f"{run_dir}/metrics.json"],
             "plots": [{f"{run_dir}/history.csv": {"x": "epoch", "y": "test_acc"}}],
         },
-        f"evaluate-{profile}-{run.run_id}": {
+    }
+    if evaluate:
+        stages[f"evaluate-{profile}-{run.run_id}"] = {
             "cmd": f"rir evaluate {run_dir} --data-root {data}",
             "deps": prepared + [f"{run_dir}/model.pt", f"{run_dir}/metrics.json"] + CODE["evaluate"],
             "metrics": [f"{run_dir}/eval.json"],
-        },
-    }
-    if not evaluate:
-        del stages[f"evaluate-{profile}-{run.run_id}"]
+        }
     if run.ablate:
         out = f"{results}/ablation/{run.run_id}.csv"
         stages[f"ablate-{profile}-{run.run_id}"] = {
