@@ -33,8 +33,14 @@ from rir.recipe import TrainConfig
 
 EXIT_DIVERGED = 3  # a NaN/inf training loss (exit 0 instead with --allow-diverged)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun to resume
-# Test-only fault injection: "KILL@N" or "TERM@N" sends that signal to this process after its N-th step.
+# Test-only fault injection, never set outside tests: after this process's N-th step, "KILL@N" or "TERM@N"
+# sends itself that signal, and "WAIT@N" writes its pid to the file named by RIR_FAULT_FLAG and blocks until
+# that file is removed. WAIT lets a test act at a known step (signal the run, preempt its SLURM job) by
+# waiting on an event, the flag file, instead of on time; a SIGTERM received while paused is handled at the
+# step boundary once released, exactly as in a running loop.
 FAULT_ENV = "RIR_FAULT_INJECT"
+FAULT_FLAG_ENV = "RIR_FAULT_FLAG"
+FAULT_ACTIONS = ("KILL", "TERM", "WAIT")
 # Evaluation has no gradients to keep, so it takes batches 4x the paper's training batch: fewer launches.
 EVAL_BATCH_SIZE = 2000
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
@@ -70,12 +76,30 @@ class _StopFlag:
         self.set = True
 
 
-def _fault_injection() -> tuple[signal.Signals, int] | None:
+def _fault_injection() -> tuple[str, int] | None:
+    """RIR_FAULT_INJECT as (action, step), or None; a malformed value is a UserError naming it."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return None
-    name, _, step = spec.partition("@")
-    return signal.Signals[f"SIG{name}"], int(step)
+    action, _, step = spec.partition("@")
+    if action not in FAULT_ACTIONS or not step.isdigit() or int(step) < 1:
+        raise UserError(f"{FAULT_ENV}={spec!r}: expected ACTION@STEP with ACTION one of "
+                        f"{', '.join(FAULT_ACTIONS)} and STEP a positive integer")
+    if action == "WAIT" and not os.environ.get(FAULT_FLAG_ENV):
+        raise UserError(f"{FAULT_ENV}={spec!r} needs {FAULT_FLAG_ENV}, the flag file to wait on")
+    return action, int(step)
+
+
+def _inject_fault(action: str) -> None:
+    if action == "WAIT":
+        from rir.io import atomic_write_text
+
+        flag = Path(os.environ[FAULT_FLAG_ENV])
+        atomic_write_text(flag, f"{os.getpid()}\n")
+        while flag.exists():
+            time.sleep(0.02)
+    else:
+        os.kill(os.getpid(), signal.Signals[f"SIG{action}"])
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None) -> dict:
@@ -95,6 +119,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
         torch.set_num_threads(cfg.threads)
 
     # Everything that can be refused is checked before anything is written.
+    fault = _fault_injection()
     if cfg.model not in list_models():
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
     arrays = load_arrays(cfg.data_root, cfg.dataset)
@@ -156,7 +181,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
 
     stop = _StopFlag()
     previous_handler = signal.signal(signal.SIGTERM, stop)
-    fault = _fault_injection()
     bar = _progress_bar()
     status, diverged_epoch, steps_done = "completed", None, 0
     try:
@@ -179,7 +203,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
                 if bar is not None:
                     bar.update(1)
                 if fault is not None and steps_done == fault[1]:
-                    os.kill(os.getpid(), fault[0])
+                    _inject_fault(fault[0])
                 if stop.set and step < len(loader):
                     # Preempted in mid-epoch: save the partial epoch so the rerun continues at the next step.
                     seconds = partial["seconds"] + time.perf_counter() - t0

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import torch
 
 from rir.cli import main
 from rir.errors import UserError
-from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, TrainConfig
+from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, TrainConfig
 
 N_TRAIN, N_TEST, BATCH = 512, 256, 64  # 8 steps per epoch
 TINY = ["--model", "resnet_18", "--override", "width=8", "--batch-size", str(BATCH), "--lr", "0.05",
@@ -26,7 +27,7 @@ TIMINGS = {"seconds", "images_per_s", "wall_seconds", "train_seconds", "peak_mem
 
 
 def rir(*args, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV)}
     if fault:
         env[FAULT_ENV] = fault
     return subprocess.run([sys.executable, "-m", "rir", *map(str, args)], capture_output=True, text=True,
@@ -204,6 +205,41 @@ def test_sigterm_checkpoints_exits_75_and_resumes_exactly(data_root, reference_r
     resumed = train_tiny(data_root, run)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(reference_run, run)
+
+
+@pytest.mark.slow
+def test_wait_hook_pauses_at_a_known_step_and_an_outside_sigterm_lands_there(data_root, reference_run,
+                                                                          tmp_path):
+    """WAIT@N: the run pauses after step N until its flag file is gone, so a test signals it at a known step
+    by waiting on the flag, not on time."""
+    run, flag = tmp_path / "run", tmp_path / "paused"
+    env = {**os.environ, FAULT_ENV: f"WAIT@{8 + 2}", FAULT_FLAG_ENV: str(flag)}
+    proc = subprocess.Popen([sys.executable, "-m", "rir", "train", *TINY, "--data-root", str(data_root),
+                             "--out", str(run)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        while not flag.exists():  # the event: step 10 is done
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        assert int(flag.read_text()) == proc.pid
+        proc.terminate()
+        flag.unlink()
+        out, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_PREEMPTED, err
+    assert (run / "state" / "ckpt-e0001-s000002.pt").is_file()  # exactly the paused step, checkpointed
+    resumed = train_tiny(data_root, run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(reference_run, run)
+
+
+@pytest.mark.parametrize("spec", ["WAIT@2", "STOP@2", "KILL@x", "KILL@0"])
+def test_malformed_fault_injection_is_one_line_and_nothing_written(data_root, tmp_path, spec):
+    proc = train_tiny(data_root, tmp_path / "run", spec)  # WAIT without RIR_FAULT_FLAG is malformed too
+    assert proc.returncode == 2 and FAULT_ENV in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
