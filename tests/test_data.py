@@ -334,6 +334,12 @@ def _hardlink_member(src: Path, bad: Path) -> None:
     write_tarball(bad, good_entries(src) + [(link, None)])
 
 
+def _device_member(src: Path, bad: Path) -> None:
+    device = tarfile.TarInfo("cifar-10-batches-py/null")
+    device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3  # /dev/null's numbers
+    write_tarball(bad, good_entries(src) + [(device, None)])
+
+
 def _code_running_pickle(src: Path, bad: Path) -> None:
     payload = pickle.dumps(RunsCode(bad.parent / "PWNED"), protocol=2)
     write_tarball(bad, good_entries(src, replace={"cifar-10-batches-py/test_batch": payload}))
@@ -351,6 +357,7 @@ REFUSALS = {
     "absolute member": (_absolute_member, "outside"),
     "symlink member": (_symlink_member, "is a link"),
     "hardlink member": (_hardlink_member, "is a link"),
+    "device member": (_device_member, "a device or special file"),
     "pickle running code": (_code_running_pickle, "posix.system"),
     "another dataset's tarball": (_wrong_dataset, "not inside cifar-10-batches-py/"),
 }
@@ -380,6 +387,30 @@ def test_bad_tarball_is_refused_in_one_line_and_nothing_changes(
     assert not (bad.parent / "PWNED").exists()
     if previous == "prepared":
         assert load_arrays(root, "cifar10").train_images.shape == (1000, 32, 32, 3)
+
+
+# What tarfile.data_filter refuses (PEP 706): names outside the destination, links, devices and special files.
+MEMBER_REFUSALS = ("../ member", "absolute member", "symlink member", "hardlink member", "device member")
+
+
+@pytest.mark.parametrize("case", [None, *MEMBER_REFUSALS])
+def test_members_are_judged_the_same_without_the_standard_library_filter(
+    tmp_path, capsys, monkeypatch, synthetic_tarball, case
+):
+    """Python 3.11.0-3.11.3 (Debian 12's 3.11.2) have neither tarfile.data_filter nor FilterError: a good
+    tarball still reads, and every member data_filter would refuse is refused by rir's own checks."""
+    for name in ("data_filter", "FilterError"):
+        monkeypatch.delattr(tarfile, name, raising=False)
+    tarball, root = synthetic_tarball(), tmp_path / "data"
+    if case is not None:
+        REFUSALS[case][0](synthetic_tarball(), tarball := tmp_path / "bad.tar.gz")
+    code, out, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", root, "--from", tarball)
+    if case is None:
+        assert (code, err) == (0, "")
+        assert load_arrays(root, "cifar10").train_images.shape == (1000, 32, 32, 3)
+    else:
+        assert code == 2 and err.count("\n") == 1 and REFUSALS[case][1] in err, err
+        assert not root.exists()
 
 
 def test_checksum_message_names_both_checksums(tmp_path, capsys, synthetic_tarball):
