@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rir.device import apply_math_mode, autocast, math_mode, refuse_unasked_cpu, resolve_device
 from rir.errors import UserError
 from rir.recipe import TrainConfig
 
@@ -45,14 +46,6 @@ FAULT_ACTIONS = ("KILL", "TERM", "WAIT")
 EVAL_BATCH_SIZE = 2000
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
                   "images_per_s")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu)")
-    return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -114,7 +107,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else out_dir / "state"
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device)  # GPUs that torch cannot use: a UserError, never the CPU (rir.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -123,6 +116,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     if cfg.model not in list_models():
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
     arrays = load_arrays(cfg.data_root, cfg.dataset)
+    refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
     train_images, train_labels = arrays.train_images, arrays.train_labels
     eval_images, eval_labels = arrays.test_images, arrays.test_labels
     if cfg.holdout:
@@ -148,11 +142,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     eval_loader = DeviceLoader(eval_images, eval_labels, arrays.mean, arrays.std,
                                max(cfg.batch_size, EVAL_BATCH_SIZE), device, train=False,
                                channels_last=cfg.channels_last)
+    apply_math_mode(cfg.precision)  # exact fp32, TF32 or bf16 autocast, before the model first runs
     step_model = compile_model(model) if cfg.compile else model
     bf16 = cfg.precision == "bf16"
 
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    def eval_autocast():
+        return autocast(device, cfg.precision)
 
     # Resume.
     history: list[dict] = []
@@ -215,7 +210,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
             seconds = partial["seconds"] + time.perf_counter() - t0
             lr = optimizer.param_groups[0]["lr"]
             if math.isfinite(train_loss):
-                test_loss, test_acc = evaluate_model(model, eval_loader, autocast)
+                test_loss, test_acc = evaluate_model(model, eval_loader, eval_autocast)
             else:
                 test_loss, test_acc = math.nan, math.nan
             history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
@@ -293,6 +288,7 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_image": summary.get("flops_per_image"),
         "device": str(device), "device_name": device_name(device), "precision": cfg.precision,
+        **math_mode(cfg.precision, device),
         "channels_last": cfg.channels_last, "compile": cfg.compile, "fused_sgd": use_fused_sgd(device),
         "wall_seconds": elapsed, "train_seconds": sum(r["seconds"] for r in history),
         "peak_memory_bytes": int(peak), "peak_memory_kind": peak_kind,

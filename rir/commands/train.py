@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of init, data order and augmentation (default 0)")
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="deterministic algorithms: bit-reproducible runs, resumes included")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA if available)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast, fp32 master weights")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                        help="default auto: CUDA; the CPU only for synthetic data unless asked (rir.device)")
+    parser.add_argument("--precision", choices=("fp32", "tf32", "bf16"),
+                        help="math mode: exact fp32, TF32 convs/matmuls (default), bf16 autocast")
     parser.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
