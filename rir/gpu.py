@@ -174,6 +174,22 @@ def gpu_slots(runs_per_gpu: int | None = None) -> int:
     return len(devices) * (runs_per_gpu_default() if runs_per_gpu is None else runs_per_gpu)
 
 
+def gpu_job_threads(cores: int | None, gpu_slots: int, local: bool = True,
+                    recipe_threads: int | None = None) -> int:
+    """CPU threads of one GPU job in the workflow (train, evaluate, ablate), so cores never cap busy GPUs.
+
+    The data lives on the device, so 2 are plenty, and 1 where the slots would otherwise outnumber half
+    the cores (cores // slots). The recipe's `threads` wins; a job under a cluster executor gets 2 (its own
+    GPU); a box without GPUs trains on its cores, 4 per job."""
+    if recipe_threads:
+        return recipe_threads
+    if not local:
+        return 2
+    if not gpu_slots:
+        return 4
+    return max(1, min(2, (cores or 2) // gpu_slots))
+
+
 def cpu_refusal(real_data: bool, devices: set[str], gpu_slots: int) -> str | None:
     """The one line that refuses runs on real data which would train on the CPU unasked, else None.
 

@@ -103,8 +103,9 @@ def test_plan_smoke_lists_exactly_the_runs_of_expand_runs(capsys):
         assert r["epochs"] == 2 and r["images_per_epoch"] == 512  # smoke: 512 images in batches of 128
         assert r["estimated_seconds"] > 0 and r["train_images_per_s"] > 0 and r["throughput_source"]
     assert plan["total_device_hours"] > 0
-    h100 = plan["h100_estimate"]
+    h100 = plan["card_estimate"]
     assert h100["profile"] == "paper" and h100["hours"] > 0 and "estimate" in h100["kind"]
+    assert h100["card"] == "H100 SXM"
 
 
 def test_plan_takes_throughput_from_bench_json(tmp_path, capsys):
