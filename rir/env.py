@@ -7,6 +7,7 @@ no CUDA) is null rather than a guess.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -67,6 +68,8 @@ def environment(device: torch.device, precision: str | None = None) -> dict:
         "device": str(device),
         "device_name": device_name(device),
         "gpu_count": torch.cuda.device_count() if cuda else 0,
+        # The device this run was given (narrowed by its GPU slot lease, rir.gpu), as CUDA reads it.
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "cpu_threads": torch.get_num_threads(),
         "math": {**(math_mode(precision, device) if precision else {}),
                  "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),

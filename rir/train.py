@@ -8,8 +8,9 @@ state dir; the same command run again resumes. Exit codes: 0 done; 2 bad input; 
 loss; status "diverged" in metrics.json); 75 (EX_TEMPFAIL, sysexits.h) after SIGTERM: the current step was
 finished and checkpointed, rerun to resume. No host-device synchronisation inside the step loop: loss and
 accuracy are accumulated on the device and read once per epoch, so a NaN/inf loss stops the run at the end of
-the epoch in which it appeared. The step itself and its speed switches (bf16, channels_last, compile with a
-shared cache, fused SGD on CUDA) live in `rir.step`, which `rir bench` times.
+the epoch in which it appeared. The step itself and its speed switches (channels_last, compile with a shared
+cache, fused SGD on CUDA) live in `rir.step`, which `rir bench` times; the device and the math mode (exact
+fp32, tf32, bf16 autocast; never a silent CPU run) in `rir.device`.
 """
 
 from __future__ import annotations

@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.from_dict({**run_options(args), **options_from_args(args)})
     # Before anything touches CUDA: picks this run's GPU slot (rir.gpu), named after the run for humans.
-    apply_gpu_lease(cfg.device, args.runs_per_gpu, holder=args.run or str(args.out))
+    lease = apply_gpu_lease(cfg.device, args.runs_per_gpu, holder=args.run or str(args.out))
+    if lease is not None and lease.leased:
+        print(f"GPU slot: device {lease.device} (slot {lease.slot}), lock {lease.lock_path}", flush=True)
     metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
         print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "
