@@ -1,9 +1,9 @@
 """Every GPU of a box busy without flags: the real Snakemake on a simulated 8-GPU box (issue 12, section 4).
 
-A slice of the smoke profile (its 10 smallest training runs, cut to one epoch of 128 images so each run is
+A slice of the smoke profile (its 9 smallest training runs, cut to one epoch of 128 images so each run is
 mostly its start-up) runs through `snakemake --cores 16` with RIR_FAKE_GPU_COUNT=8 and no other flag. The
 smoke recipe's `threads: 1` is kept: 16 cores would then admit 16 jobs, so only the default `gpu` resource
-keeps the 9th and 10th from starting, and then waiting for a slot, while 8 hold one. The simulation
+keeps the 9th from starting, and then waiting for a slot, while 8 hold one. The simulation
 hooks of rir.gpu record every lease (slot, pid, monotonic time) in a log, and hold each run once it has its
 slot until a gate file exists: the test opens the gate only when 8 runs hold slots at the same moment, so
 "8 in flight at the peak" is an event the test saw, not a race it hoped to win. The runs themselves train on
@@ -32,7 +32,7 @@ from rir.config import expand_runs
 from rir.models import model_summary
 
 N_GPUS = 8
-N_RUNS = 10
+N_RUNS = 9
 CORES = 16
 HANG_GUARD_S = 600  # only a hung pipeline reaches it; it measures nothing
 
