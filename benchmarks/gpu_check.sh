@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of issue 7, one prepared script: `rir bench` at batch 500 for rir_18_wide and rir_18 in bf16 +
-# channels_last, bf16 and fp32; then 1, 2 and 4 concurrent rir_18 runs sharing the GPU (images/s per run and
-# in total: how many runs a card should take, `runs_per_gpu`); then torch.compile of the wide net; then fp32 +
-# channels_last of both nets if time is left. The most important measurements come first.
+# channels_last, bf16 and tf32 (the recipe's math mode); then 1, 2 and 4 concurrent rir_18 runs sharing the GPU (images/s per run and
+# in total: how many runs a card should take, `runs_per_gpu`); then torch.compile of the wide net; then exact fp32
+# (TF32 off) + channels_last of both nets if time is left, the other side of the tf32 decision (rir/recipe.py). The most important measurements come first.
 #
 #   bash benchmarks/gpu_check.sh        # RIR_CHECK_SECONDS=300: no bench starts that would end after it
 #   PYTHON=/path/to/python3 bash benchmarks/gpu_check.sh
@@ -71,7 +71,7 @@ bench() {  # NAME NEEDED_SECONDS ARGS...: one record, skipped when less than NEE
 for model in rir_18_wide rir_18; do
     bench "$model-bf16-cl" 25 --model "$model" --precision bf16 --channels-last --steps 30 --warmup 5
     bench "$model-bf16" 25 --model "$model" --precision bf16 --steps 30 --warmup 5
-    bench "$model-fp32" 25 --model "$model" --steps 30 --warmup 5
+    bench "$model-tf32" 25 --model "$model" --precision tf32 --steps 30 --warmup 5
 done
 
 # Several runs on one GPU (the slot lease's runs_per_gpu): timed regions long enough to overlap.
@@ -98,7 +98,7 @@ done
 bench rir_18_wide-bf16-cl-compile 120 --model rir_18_wide --precision bf16 --channels-last --compile \
     --no-bare --steps 30 --warmup 5
 for model in rir_18_wide rir_18; do
-    bench "$model-fp32-cl" 25 --model "$model" --channels-last --steps 30 --warmup 5
+    bench "$model-fp32-cl" 25 --model "$model" --precision fp32 --channels-last --steps 30 --warmup 5
 done
 
 table

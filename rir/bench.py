@@ -13,9 +13,9 @@ a shared machine hits both alike.
 Step times come from CUDA events recorded around each step (no synchronisation inside the timed region; one
 `torch.cuda.synchronize` before and after it) or from the wall clock on the CPU, where a step is
 synchronous. FLOPs are `torch.utils.flop_counter` counts of one forward pass (2 FLOPs per multiply-add);
-a training step is taken as 3x forward (backward = 2x forward), the usual convention. The fraction of peak
-uses the card's dense tensor-core peak for the precision: bf16, or TF32 for fp32 (PyTorch runs fp32
-convolutions in TF32 by default, `torch.backends.cudnn.allow_tf32`).
+a training step is taken as 3x forward (backward = 2x forward), the usual convention. The bench runs in the
+math mode `precision` names (rir.device: exact fp32, TF32, bf16 autocast), and the fraction of peak uses
+the card's dense peak for the mode that really ran (`PEAKS`, by card; an unknown card has none).
 """
 
 from __future__ import annotations
@@ -31,15 +31,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Dense (no sparsity) peak FLOP/s by device name, from the vendors' data sheets: (bf16, tf32, fp32).
-# Checked in order; the first name fragment found in the device name wins.
-PEAKS = (
-    ("H100 PCIe", (756e12, 378e12, 51e12)),
-    ("H100 NVL", (835e12, 417.5e12, 60e12)),
-    ("H100", (989e12, 494.5e12, 67e12)),  # SXM (`NVIDIA H100 80GB HBM3`)
-    ("H200", (989e12, 494.5e12, 67e12)),  # the H100 SXM's compute with more memory
-    ("A100", (312e12, 156e12, 19.5e12)),
-)
+# Dense (no sparsity) peak FLOP/s by card and math mode, from NVIDIA's data sheets (whose tensor-core
+# figures are quoted "with sparsity": halved here). `rir bench` and `rir plan` read this one table.
+PEAKS = {
+    "H100 SXM": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},
+    "H100 PCIe": {"bf16": 756e12, "tf32": 378e12, "fp32": 51e12},
+    "H100 NVL": {"bf16": 835e12, "tf32": 417.5e12, "fp32": 60e12},
+    "H200": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},  # the H100 SXM's compute, more memory
+    "A100": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
+    "L40S": {"bf16": 362.05e12, "tf32": 183e12, "fp32": 91.6e12},
+    "unknown": None,  # any other device: no peak, so no fraction of peak (never a guess)
+}
+# A CUDA device name -> its card: the first fragment found in the name wins (`NVIDIA H100 80GB HBM3` is SXM).
+_CARD_FRAGMENTS = (("H100 PCIe", "H100 PCIe"), ("H100 NVL", "H100 NVL"), ("H100", "H100 SXM"),
+                   ("H200", "H200"), ("A100", "A100"), ("L40S", "L40S"))
 SYNTHETIC_IMAGES_MAX = 20_000  # at most this many synthetic images live on the device (~96 MB padded uint8)
 
 
@@ -52,7 +57,7 @@ class BenchConfig:
     steps: int = 20  # timed steps of each loop
     warmup: int = 3  # untimed steps first (cuDNN autotuning, compilation, allocator)
     device: str = "cpu"  # cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "tf32"  # math mode: fp32 (exact) | tf32 | bf16 (rir.device), as the recipe's default
     channels_last: bool = False
     compile: bool = False
     model_overrides: dict = field(default_factory=dict)
@@ -61,17 +66,23 @@ class BenchConfig:
     bare: bool = True  # also time the bare PyTorch loop (`rir plan` needs the project's step alone)
 
 
-def peak_flops(device_name: str, precision: str) -> tuple[float | None, str | None]:
-    """(dense peak FLOP/s, its kind) for a device name and precision; (None, None) for an unknown device."""
-    for fragment, (bf16, tf32, fp32) in PEAKS:
+def card_of(device_name: str) -> str:
+    """The card of `PEAKS` a CUDA device name belongs to, or "unknown"."""
+    for fragment, card in _CARD_FRAGMENTS:
         if fragment.lower() in device_name.lower():
-            if precision == "bf16":
-                return bf16, "bf16"
-            return (tf32, "tf32") if torch.backends.cudnn.allow_tf32 else (fp32, "fp32")
-    return None, None
+            return card
+    return "unknown"
+
+
+def peak_flops(device_name: str, mode: str) -> tuple[float | None, str | None]:
+    """(dense peak FLOP/s, `mode`) of a device in math mode `mode` (fp32 | tf32 | bf16, the mode that really
+    ran: rir.device.math_mode); (None, None) for a card not in `PEAKS`."""
+    peaks = PEAKS[card_of(device_name)]
+    return (peaks[mode], mode) if peaks else (None, None)
 
 
 def _check(cfg: BenchConfig) -> None:
+    from rir.device import MATH_MODES
     from rir.errors import UserError
     from rir.models import list_models
 
@@ -86,8 +97,8 @@ def _check(cfg: BenchConfig) -> None:
         raise UserError(f"--device {cfg.device!r}: must be cpu or cuda")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was requested but no CUDA GPU is available (use --device cpu)")
-    if cfg.precision not in ("fp32", "bf16"):
-        raise UserError(f"--precision {cfg.precision!r}: must be fp32 or bf16")
+    if cfg.precision not in MATH_MODES:
+        raise UserError(f"--precision {cfg.precision!r}: must be one of {', '.join(MATH_MODES)}")
 
 
 class _Timer:
@@ -136,6 +147,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     """Measure `cfg`; returns the JSON record (keys documented in benchmarks/README.md)."""
+    from rir.device import apply_math_mode, math_mode
     from rir.env import device_name
     from rir.loader import DeviceLoader
     from rir.models import create_model, model_summary
@@ -144,6 +156,7 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
 
     _check(cfg)
     device = torch.device(cfg.device)
+    apply_math_mode(cfg.precision)  # as train() does: exact fp32 really is exact, tf32 really is TF32
     torch.backends.cudnn.benchmark = True  # as train() does outside deterministic mode
     torch.manual_seed(cfg.seed)
     recipe = TrainConfig()
@@ -241,7 +254,8 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     else:  # ru_maxrss is KiB on Linux; the whole process's high-water mark, both models included
         peak_memory, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_max_rss"
     name = device_name(device)
-    peak, peak_kind = peak_flops(name, cfg.precision) if device.type == "cuda" else (None, None)
+    mode = math_mode(cfg.precision, device)
+    peak, peak_kind = peak_flops(name, mode["math_mode"]) if device.type == "cuda" else (None, None)
     step_median = statistics.median(project_times)
     bare_median = statistics.median(bare_times) if bare_times else None
     train_images_per_s = cfg.steps * cfg.batch_size / project_wall
@@ -249,7 +263,8 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     return {
         "model": cfg.model, "model_overrides": cfg.model_overrides, "batch_size": cfg.batch_size,
         "steps": cfg.steps, "warmup": cfg.warmup, "device": cfg.device, "device_name": name,
-        "precision": cfg.precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
+        "precision": cfg.precision, **mode, "card": card_of(name) if device.type == "cuda" else None,
+        "channels_last": cfg.channels_last, "compile": cfg.compile,
         "fused_sgd": optimizer.defaults.get("fused") is True,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "params": summary["params"],
         "synthetic": True,

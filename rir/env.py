@@ -1,11 +1,13 @@
 """The software and hardware a run used (`env.json`): enough to tell two runs' setups apart.
 
-Git commit and dirty flag of the code, Python, PyTorch, CUDA and cuDNN versions, and the device. A field that
-cannot be known here (no git, no CUDA) is null rather than a guess.
+Git commit and dirty flag of the code, Python, PyTorch, CUDA and cuDNN versions, the device, and the math mode
+that really ran with torch's TF32 switches (rir.device.math_mode). A field that cannot be known here (no git,
+no CUDA) is null rather than a guess.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -46,8 +48,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def environment(device: torch.device) -> dict:
-    """The contents of env.json."""
+def environment(device: torch.device, precision: str | None = None) -> dict:
+    """The contents of env.json; `precision` (the run's) adds the math mode it ran in."""
+    from rir.device import math_mode
+
     commit = _git("rev-parse", "HEAD")
     # Only tracked files count: untracked outputs (data, results) do not change the code that ran.
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
@@ -64,6 +68,12 @@ def environment(device: torch.device) -> dict:
         "device": str(device),
         "device_name": device_name(device),
         "gpu_count": torch.cuda.device_count() if cuda else 0,
+        # The device this run was given (narrowed by its GPU slot lease, rir.gpu), as CUDA reads it.
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "cpu_threads": torch.get_num_threads(),
+        "math": {**(math_mode(precision, device) if precision else {}),
+                 "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+                 "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+                 "float32_matmul_precision": torch.get_float32_matmul_precision()},
         "platform": platform.platform(),
     }

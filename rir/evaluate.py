@@ -54,15 +54,16 @@ def load_trained(run_dir: str | Path, data_root: str | None = None, device: str 
     """(model on its device in eval mode, evaluation DeviceLoader over the test set, TrainConfig, CifarArrays)
     of a finished run; `data_root` replaces the config's when the data moved."""
     from rir.data import load_arrays
+    from rir.device import apply_math_mode, resolve_device
     from rir.loader import DeviceLoader
     from rir.models import create_model
     from rir.recipe import TrainConfig
-    from rir.train import resolve_device
 
     saved = load_run_model(run_dir)
     cfg = TrainConfig.from_dict({**saved["config"], "device": device,
                                  **({"data_root": data_root} if data_root else {})})
     dev = resolve_device(cfg.device)
+    apply_math_mode(cfg.precision)  # the run's own math mode, so its ResNet Init layers take the same form
     arrays = load_arrays(cfg.data_root, cfg.dataset)
     model = create_model(cfg.model, num_classes=arrays.num_classes, **cfg.model_overrides)
     try:
@@ -78,8 +79,10 @@ def load_trained(run_dir: str | Path, data_root: str | None = None, device: str 
 
 def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str = "auto") -> dict:
     """Recompute the test accuracy of a finished run and write RUN_DIR/eval.json."""
+    from rir.device import autocast
+
     model, loader, cfg, arrays = load_trained(run_dir, data_root, device)
-    test_loss, test_acc = evaluate_model(model, loader)
+    test_loss, test_acc = evaluate_model(model, loader, lambda: autocast(loader.device, cfg.precision))
     result = {
         "run_dir": str(run_dir), "model": cfg.model, "dataset": cfg.dataset,
         "synthetic": bool(arrays.synthetic),

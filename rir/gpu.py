@@ -1,19 +1,35 @@
 """GPU slot lease: which GPU a training run uses, decided by the run itself.
 
 Snakemake (and DVC) schedule jobs by an abstract `gpu` resource count and never say which device a job
-should use. So `rir train` leases one itself, before CUDA starts:
+should use. So `rir train` (and `rir evaluate`, `rir ablate`) leases one itself, before CUDA starts:
 
-- An existing CUDA_VISIBLE_DEVICES wins: SLURM, Kubernetes or the user already chose the device, and it is
-  left exactly as it is.
-- Otherwise the GPUs are counted without initializing CUDA (`nvidia-smi -L`, else /proc/driver/nvidia/gpus;
-  RIR_FAKE_GPU_COUNT stands in for both in tests). No GPU: no lease, the run uses the CPU.
-- The machine has `n_gpus * runs_per_gpu` slots, one lock file each in a lock folder ($RIR_LOCK_DIR, default
-  /tmp/rir-gpu-locks-<uid>). A run takes the first slot it can lock with a non-blocking `flock`; slots
-  alternate between GPUs, so the first runs spread over all GPUs before any GPU gets a second run. When all
-  are held, the run waits (or fails at once with `wait=False`).
+- The inventory is the GPUs this process may use. CUDA_VISIBLE_DEVICES, when set (SLURM, a container, a
+  notebook image, the user), lists them: indices or GPU-/MIG- UUIDs, as CUDA reads it (the list ends at the
+  first entry that is neither; empty means no GPU). Otherwise the GPUs are counted without initializing
+  CUDA (`nvidia-smi -L`, else /proc/driver/nvidia/gpus).
+- One listed device is simply used, with no lease: SLURM's `--gpus=1` job, or a user's choice.
+- Otherwise the inventory has `n_gpus * runs_per_gpu` slots, one lock file each in a lock folder
+  ($RIR_LOCK_DIR, default /tmp/rir-gpu-locks-<uid>, and a folder per SLURM job inside it when the inventory
+  comes from a SLURM job's CUDA_VISIBLE_DEVICES, whose indices mean that job's GPUs only). A run takes the
+  first slot it can lock with a non-blocking `flock`; slots alternate between GPUs, so the first runs spread
+  over all GPUs before any GPU gets a second run. When all are held, the run waits (or fails at once with
+  `wait=False`).
 - The lock lives as long as its file descriptor: the kernel drops it when the process ends in any way,
   SIGKILL and OOM-kill included, so a crashed run never leaves a stale slot behind. Nothing is cleaned up.
-- The leased GPU's index goes into CUDA_VISIBLE_DEVICES, so the run sees it as `cuda:0`.
+- CUDA_VISIBLE_DEVICES is then narrowed to the leased device (its index or UUID exactly as listed), so the
+  run sees it as `cuda:0`. A counted inventory also gets CUDA_DEVICE_ORDER=PCI_BUS_ID (nvidia-smi's order);
+  an inherited list keeps the order its indices were written in.
+- No GPU: no lease; `rir.device` decides whether the run may use the CPU.
+
+`gpu_slots()` is the same inventory's slot count: the Snakefile makes it the default `gpu` resource, so
+Snakemake starts no more GPU jobs than there are slots, and no job holds cores while it waits.
+
+Test hooks, never set outside tests: RIR_FAKE_GPU_COUNT stands in for nvidia-smi's count of GPUs (the lease
+and the Snakefile's resource only: `present_gpu_count`, which rir.device uses to refuse a broken CUDA
+install, ignores it, so a simulated box never lets a real one run on the CPU). RIR_GPU_LEASE_LOG names a
+file that gets one JSON line per lease taken or given back (slot, pid, monotonic time), and
+RIR_GPU_LEASE_GATE a file that a run, once it holds its slot, waits for: a test can see every slot held at
+once as an event instead of a race.
 
 The lock file also says who holds the slot (run, pid, host, since when), for humans; correctness rests on
 the lock alone.
@@ -21,9 +37,12 @@ the lock alone.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,10 +56,15 @@ from pathlib import Path
 from rir.errors import UserError
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
-FAKE_COUNT = "RIR_FAKE_GPU_COUNT"  # tests: pretend this many GPUs exist
+FAKE_COUNT = "RIR_FAKE_GPU_COUNT"  # tests: pretend nvidia-smi lists this many GPUs
 LOCK_DIR = "RIR_LOCK_DIR"
-RUNS_PER_GPU = "RIR_RUNS_PER_GPU"  # default runs_per_gpu of apply_gpu_lease
+RUNS_PER_GPU = "RIR_RUNS_PER_GPU"  # default runs_per_gpu of apply_gpu_lease and of the Snakefile's slots
+LEASE_LOG = "RIR_GPU_LEASE_LOG"  # tests: append one JSON line per lease event to this file
+LEASE_GATE = "RIR_GPU_LEASE_GATE"  # tests: once a slot is held, wait until this file exists
 PROGRESS_EVERY_S = 30.0
+# CUDA's CUDA_VISIBLE_DEVICES entries: an index, a GPU UUID, or a MIG device (MIG-<uuid>, or the older
+# MIG-GPU-<uuid>/<gi>/<ci>). CUDA accepts a unique UUID prefix too, so any GPU-/MIG- token is taken.
+_DEVICE = re.compile(r"^(\d+|GPU-[0-9A-Za-z-]+|MIG-[0-9A-Za-z/-]+)$")
 
 
 class GpuSlotsBusy(UserError):
@@ -52,9 +76,10 @@ class GpuLease:
     """The outcome of a lease: which devices the process may use, and the held slot if one was taken."""
 
     visible_devices: str | None  # CUDA_VISIBLE_DEVICES now in force; None: no GPU, the run uses the CPU
-    gpu: int | None = None  # the leased GPU's index (nvidia-smi's numbering); None when nothing was leased
+    gpu: int | None = None  # the leased GPU's position in the inventory; None when nothing was leased
     slot: int | None = None  # the slot's number among the GPU's `runs_per_gpu` slots
     lock_path: Path | None = None
+    device: str | None = None  # the leased device as CUDA_VISIBLE_DEVICES names it (index or UUID)
     _fd: int | None = field(default=None, repr=False)
 
     @property
@@ -64,18 +89,26 @@ class GpuLease:
     def release(self) -> None:
         """Give the slot back (closing the descriptor drops the lock). Safe to call twice."""
         if self._fd is not None:
+            _log_event("released", self)
             os.close(self._fd)
             self._fd = None
 
 
-def count_gpus() -> int:
-    """How many NVIDIA GPUs this process could use, found without initializing CUDA."""
-    fake = os.environ.get(FAKE_COUNT)
-    if fake is not None:
-        try:
-            return int(fake)
-        except ValueError:
-            raise UserError(f"{FAKE_COUNT}={fake!r}: not an integer") from None
+def parse_visible_devices(value: str) -> list[str]:
+    """The devices a CUDA_VISIBLE_DEVICES value makes visible, in order, as CUDA reads it: the list ends at
+    the first entry that is no device (so "" and "-1" hide every GPU); a repeated entry counts once."""
+    devices: list[str] = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not _DEVICE.match(entry):
+            break
+        if entry not in devices:
+            devices.append(entry)
+    return devices
+
+
+def _physical_gpu_count() -> int:
+    """NVIDIA GPUs the driver shows (nvidia-smi -L, else /proc), whatever CUDA_VISIBLE_DEVICES says."""
     if shutil.which("nvidia-smi"):
         try:
             proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
@@ -88,13 +121,92 @@ def count_gpus() -> int:
     return len(list(proc_dir.iterdir())) if proc_dir.is_dir() else 0
 
 
+def count_gpus() -> int:
+    """How many NVIDIA GPUs this box has, found without initializing CUDA ($RIR_FAKE_GPU_COUNT in tests)."""
+    fake = os.environ.get(FAKE_COUNT)
+    if fake is not None:
+        try:
+            count = int(fake)
+        except ValueError:
+            raise UserError(f"{FAKE_COUNT}={fake!r}: not an integer") from None
+        if count < 0:
+            raise UserError(f"{FAKE_COUNT}={fake!r}: must not be negative")
+        return count
+    return _physical_gpu_count()
+
+
+def present_gpu_count() -> int:
+    """GPUs the driver shows that this process is meant to use: 0 when CUDA_VISIBLE_DEVICES hides them all.
+
+    The real count only, never RIR_FAKE_GPU_COUNT: rir.device refuses a torch that cannot use these."""
+    if VISIBLE in os.environ and not parse_visible_devices(os.environ[VISIBLE]):
+        return 0
+    return _physical_gpu_count()
+
+
 def parse_nvidia_smi_list(text: str) -> int:
     """The number of GPUs in `nvidia-smi -L` output; MIG devices (indented lines) do not count."""
     return sum(1 for line in text.splitlines() if line.startswith("GPU "))
 
 
-def default_lock_dir() -> Path:
-    return Path(os.environ.get(LOCK_DIR) or f"/tmp/rir-gpu-locks-{os.getuid()}")
+def inventory() -> tuple[list[str], bool]:
+    """(the devices this process may use, as CUDA_VISIBLE_DEVICES entries; whether that variable set them)."""
+    if VISIBLE in os.environ:
+        return parse_visible_devices(os.environ[VISIBLE]), True
+    return [str(i) for i in range(count_gpus())], False
+
+
+def runs_per_gpu_default() -> int:
+    """$RIR_RUNS_PER_GPU, else 1."""
+    value = os.environ.get(RUNS_PER_GPU, "1")
+    try:
+        runs = int(value)
+    except ValueError:
+        raise UserError(f"{RUNS_PER_GPU}={value!r}: not an integer") from None
+    if runs < 1:
+        raise UserError(f"{RUNS_PER_GPU}={value!r}: must be at least 1")
+    return runs
+
+
+def gpu_slots(runs_per_gpu: int | None = None) -> int:
+    """How many runs may hold a GPU at once here: GPUs in the inventory x runs per GPU (0: no GPU)."""
+    devices, _ = inventory()
+    return len(devices) * (runs_per_gpu_default() if runs_per_gpu is None else runs_per_gpu)
+
+
+def gpu_job_threads(cores: int | None, gpu_slots: int, local: bool = True,
+                    recipe_threads: int | None = None) -> int:
+    """CPU threads of one GPU job in the workflow (train, evaluate, ablate), so cores never cap busy GPUs.
+
+    The data lives on the device, so 2 are plenty, and 1 where the slots would otherwise outnumber half
+    the cores (cores // slots). The recipe's `threads` wins; a job under a cluster executor gets 2 (its own
+    GPU); a box without GPUs trains on its cores, 4 per job."""
+    if recipe_threads:
+        return recipe_threads
+    if not local:
+        return 2
+    if not gpu_slots:
+        return 4
+    return max(1, min(2, (cores or 2) // gpu_slots))
+
+
+def cpu_refusal(real_data: bool, devices: set[str], gpu_slots: int) -> str | None:
+    """The one line that refuses runs on real data which would train on the CPU unasked, else None.
+
+    `devices`: the runs' `device` settings; only `cpu` counts as asking for the CPU (rir.device)."""
+    if not real_data or gpu_slots > 0 or devices <= {"cpu"}:
+        return None
+    return ("no usable GPU here, and these runs train on real CIFAR data (82 epochs take days on a CPU): "
+            "run them on a GPU box, or ask for the CPU with --device cpu or `device: cpu` in params.yaml's "
+            "recipe")
+
+
+def default_lock_dir(inherited: bool = False) -> Path:
+    """$RIR_LOCK_DIR, else /tmp/rir-gpu-locks-<uid>; inside a SLURM job whose CUDA_VISIBLE_DEVICES is the
+    inventory, a folder of that job's own (two jobs on one node may both call different GPUs "0")."""
+    base = Path(os.environ.get(LOCK_DIR) or f"/tmp/rir-gpu-locks-{os.getuid()}")
+    job = os.environ.get("SLURM_JOB_ID")
+    return base / f"slurm-job-{job}" if inherited and job and job.isdigit() else base
 
 
 def _prepare_lock_dir(lock_dir: Path, must_own: bool) -> None:
@@ -102,20 +214,26 @@ def _prepare_lock_dir(lock_dir: Path, must_own: bool) -> None:
     # The default folder's name in /tmp is guessable: another user could plant it and then hold our slots or
     # swap the lock files, so refuse it unless it is ours. A folder named explicitly (a team's shared one) is
     # the user's choice.
-    owner = lock_dir.stat().st_uid
-    if must_own and owner != os.getuid():
-        raise UserError(f"GPU lock folder {lock_dir} belongs to uid {owner}, not to us; set {LOCK_DIR}")
+    for folder in (lock_dir, lock_dir.parent) if lock_dir.name.startswith("slurm-job-") else (lock_dir,):
+        owner = folder.stat().st_uid
+        if must_own and owner != os.getuid():
+            raise UserError(f"GPU lock folder {folder} belongs to uid {owner}, not to us; set {LOCK_DIR}")
 
 
-def _slots(n_gpus: int, runs_per_gpu: int) -> Iterator[tuple[int, int]]:
-    # (gpu, slot) in the order runs take them: round-robin over GPUs, so load spreads before it stacks.
+def _slots(devices: list[str], runs_per_gpu: int) -> Iterator[tuple[int, int]]:
+    # (position in the inventory, slot) in the order runs take them: round-robin over GPUs, so load spreads
+    # before it stacks.
     for slot in range(runs_per_gpu):
-        for gpu in range(n_gpus):
+        for gpu in range(len(devices)):
             yield gpu, slot
 
 
-def _lock_name(gpu: int, slot: int) -> str:
-    return f"gpu{gpu}-slot{slot}.lock"
+def _lock_name(device: str, slot: int) -> str:
+    # Named by the device itself, not its position, so pipelines with different CUDA_VISIBLE_DEVICES lists
+    # sharing one lock folder take turns on the GPUs they share. An index and a UUID of the same GPU are
+    # different names: give every pipeline on a box the same kind of list.
+    name = f"gpu{device}" if device.isdigit() else device.replace("/", "_")
+    return f"{name}-slot{slot}.lock"
 
 
 def _try_lock(path: Path) -> int | None:
@@ -141,15 +259,35 @@ def _write_holder(fd: int, holder: str) -> None:
     os.pwrite(fd, text.encode("utf-8"), 0)
 
 
-def _holders(lock_dir: Path, n_gpus: int, runs_per_gpu: int) -> str:
+def _holders(lock_dir: Path, devices: list[str], runs_per_gpu: int) -> str:
     parts = []
-    for gpu, slot in _slots(n_gpus, runs_per_gpu):
+    for gpu, slot in _slots(devices, runs_per_gpu):
         try:
-            who = (lock_dir / _lock_name(gpu, slot)).read_text(encoding="utf-8").strip()
+            who = (lock_dir / _lock_name(devices[gpu], slot)).read_text(encoding="utf-8").strip()
         except OSError:
             who = "?"
-        parts.append(f"gpu{gpu}/slot{slot}: {who or '?'}")
+        parts.append(f"gpu {devices[gpu]}/slot{slot}: {who or '?'}")
     return "; ".join(parts)
+
+
+def _log_event(event: str, lease: GpuLease, **extra) -> None:
+    """One JSON line in $RIR_GPU_LEASE_LOG (tests); a single O_APPEND write, so processes never interleave."""
+    path = os.environ.get(LEASE_LOG)
+    if not path:
+        return
+    record = {"event": event, "device": lease.device, "gpu": lease.gpu, "slot": lease.slot,
+              "pid": os.getpid(), "t": time.monotonic(), **extra}
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _wait_for_gate() -> None:
+    gate = os.environ.get(LEASE_GATE)
+    while gate and not os.path.exists(gate):
+        time.sleep(0.05)
 
 
 def _cuda_started() -> bool:
@@ -167,50 +305,56 @@ def acquire_gpu(
     poll_s: float = 2.0,
     holder: str | None = None,
 ) -> GpuLease:
-    """Lease a GPU slot for this process and point CUDA_VISIBLE_DEVICES at its GPU; see the module docstring.
+    """Lease a GPU slot for this process and narrow CUDA_VISIBLE_DEVICES to its GPU; see the module docstring.
 
     The lease holds until `release()` or the end of the process. `holder` names the run in the lock file
     (default: the command line). Raises GpuSlotsBusy when `wait` is false and every slot is held.
     """
     if runs_per_gpu < 1:
         raise UserError(f"runs_per_gpu={runs_per_gpu}: must be at least 1")
-    if VISIBLE in os.environ:
+    devices, inherited = inventory()
+    if inherited and len(devices) <= 1:  # chosen already (or hidden): used exactly as it is
         return GpuLease(visible_devices=os.environ[VISIBLE])
-    n_gpus = count_gpus()
-    if n_gpus <= 0:
+    if not devices:
         return GpuLease(visible_devices=None)
     if _cuda_started():
         raise RuntimeError("acquire_gpu() called after CUDA started; CUDA_VISIBLE_DEVICES would be ignored")
 
     explicit = lock_dir is not None or bool(os.environ.get(LOCK_DIR))
-    lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+    lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir(inherited)
     _prepare_lock_dir(lock_dir, must_own=not explicit)
     holder = holder or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) or "python"
-    n_slots = n_gpus * runs_per_gpu
+    n_slots = len(devices) * runs_per_gpu
     started = time.monotonic()
     last_report: float | None = None  # the first wait is reported at once, then every PROGRESS_EVERY_S
     while True:
-        for gpu, slot in _slots(n_gpus, runs_per_gpu):
-            path = lock_dir / _lock_name(gpu, slot)
+        for gpu, slot in _slots(devices, runs_per_gpu):
+            path = lock_dir / _lock_name(devices[gpu], slot)
             fd = _try_lock(path)
             if fd is None:
                 continue
             _write_holder(fd, holder)
-            os.environ[VISIBLE] = str(gpu)
-            # nvidia-smi numbers GPUs by PCI bus, CUDA by default fastest first: make them agree, so the
-            # index in the lock file is the GPU nvidia-smi shows.
-            os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-            return GpuLease(visible_devices=str(gpu), gpu=gpu, slot=slot, lock_path=path, _fd=fd)
+            os.environ[VISIBLE] = devices[gpu]
+            if not inherited:
+                # nvidia-smi numbers GPUs by PCI bus, CUDA by default fastest first: make them agree, so the
+                # index in the lock file is the GPU nvidia-smi shows. An inherited list's indices were
+                # written in the order already in force, which must not change under them.
+                os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+            lease = GpuLease(visible_devices=devices[gpu], gpu=gpu, slot=slot, lock_path=path,
+                             device=devices[gpu], _fd=fd)
+            _log_event("acquired", lease, waited=last_report is not None, holder=holder)
+            _wait_for_gate()
+            return lease
         if not wait:
             raise GpuSlotsBusy(
-                f"all {n_slots} GPU slots ({n_gpus} GPUs x {runs_per_gpu} runs) in {lock_dir} are held"
+                f"all {n_slots} GPU slots ({len(devices)} GPUs x {runs_per_gpu} runs) in {lock_dir} are held"
             )
         now = time.monotonic()
         if last_report is None or now - last_report >= PROGRESS_EVERY_S:
             last_report = now
             print(
                 f"rir: waiting {now - started:.0f} s for a free GPU slot "
-                f"({n_gpus} GPUs x {runs_per_gpu} runs): {_holders(lock_dir, n_gpus, runs_per_gpu)}",
+                f"({len(devices)} GPUs x {runs_per_gpu} runs): {_holders(lock_dir, devices, runs_per_gpu)}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -256,11 +400,10 @@ def apply_gpu_lease(
     if device not in ("auto", "cuda"):
         return None
     if runs_per_gpu is None:
-        value = os.environ.get(RUNS_PER_GPU, "1")
-        try:
-            runs_per_gpu = int(value)
-        except ValueError:
-            raise UserError(f"{RUNS_PER_GPU}={value!r}: not an integer") from None
+        runs_per_gpu = runs_per_gpu_default()
     if _process_lease is None:
         _process_lease = acquire_gpu(runs_per_gpu, holder=holder)
+        # Given back explicitly at exit only so that the lease log records the end; the kernel would drop
+        # the lock with the process anyway (and does, on SIGKILL).
+        atexit.register(_process_lease.release)
     return _process_lease

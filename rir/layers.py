@@ -28,9 +28,14 @@ What the identity does when the shape changes (same as the authors' kernel, and 
   identity term, i.e. the shortcut is ZERO-PADDED in the channel dimension.
 
 Two forward forms with equal math: "fused" (one conv with W + I, the paper's) and "explicit" (conv with W,
-plus the input's first residual channels added back, in the wider of the two dtypes). In bfloat16 1 + w
-rounds to 1 for |w| < 2^-8, so the fused form loses small learned weights on the identity taps; "auto" uses
-the explicit form under autocast or for half/bfloat16 inputs and the fused form otherwise.
+plus the input's first residual channels added back, in the wider of the two dtypes). Whenever the
+convolution does not multiply in exact fp32, 1 + w rounds: to 1 for |w| < 2^-8 in bfloat16, and for |w|
+below about 5e-4 (2^-11) in TF32, whose 10-bit mantissa is what PyTorch's "fp32" convolutions use on Ampere
+and newer GPUs unless TF32 is switched off (rir.device sets it from `precision`). The fused form would then
+lose small learned weights on the identity taps. "auto" therefore takes the explicit form under autocast,
+for half/bfloat16 inputs, and for fp32 CUDA inputs while TF32 is allowed (cuDNN's switch for convolutions,
+cuBLAS's for the linear layer), and the fused form only where the product is exact fp32: `explicit_form`,
+a pure function of those facts.
 """
 
 from __future__ import annotations
@@ -83,12 +88,24 @@ def _resolve_residual(name: str, n_in: int, n_out: int, residual: int | None,
     return residual, residual_out
 
 
-def _use_explicit(form: str, x: torch.Tensor) -> bool:
-    if form == "auto":
-        # Meta tensors (shape-only FLOP counting) have no autocast state to ask about.
-        autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
-        return autocast or x.dtype in (torch.float16, torch.bfloat16)
-    return form == "explicit"
+def explicit_form(form: str, dtype: torch.dtype, autocast: bool, tf32: bool) -> bool:
+    """Whether a ResNet Init layer adds its identity explicitly: always for "explicit", never for "fused";
+    for "auto" whenever the product W + I would be rounded: autocast on, a half/bfloat16 input, or TF32
+    allowed for this fp32 op on CUDA (`tf32`)."""
+    if form != "auto":
+        return form == "explicit"
+    return autocast or tf32 or dtype in (torch.float16, torch.bfloat16)
+
+
+def _use_explicit(form: str, x: torch.Tensor, conv: bool) -> bool:
+    if form != "auto":
+        return form == "explicit"
+    # Meta tensors (shape-only FLOP counting) have no autocast state to ask about.
+    autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
+    # TF32 exists on CUDA only; the switch is read per call, so changing it (rir.device) takes effect at once.
+    tf32 = x.is_cuda and x.dtype == torch.float32 and bool(
+        torch.backends.cudnn.allow_tf32 if conv else torch.backends.cuda.matmul.allow_tf32)
+    return explicit_form(form, x.dtype, autocast, tf32)
 
 
 def _check_form(name: str, form: str) -> str:
@@ -134,7 +151,7 @@ class ResNetInitConv2d(nn.Module):
         return self.weight + self.identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _use_explicit(self.form, x):
+        if not _use_explicit(self.form, x, conv=True):
             return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding)
         out = F.conv2d(x, self.weight, None, self.stride, self.padding)
         c, s = self.kernel_size // 2 - self.padding, self.stride
@@ -175,7 +192,7 @@ class ResNetInitLinear(nn.Module):
         return self.weight + self.identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _use_explicit(self.form, x):
+        if not _use_explicit(self.form, x, conv=False):
             return F.linear(x, self.effective_weight(), self.bias)
         r = x[..., :self.residual_channels]
         return F.linear(x, self.weight, self.bias) + F.pad(r, (0, self.out_features - self.residual_channels))

@@ -1,4 +1,4 @@
-"""`rir plan`: every run of a profile with its estimated device time, and the paper profile on an H100.
+"""`rir plan`: every run of a profile with its estimated device time, and the paper profile on a GPU card.
 
 Throughput per distinct model config (model, overrides, batch size, precision, channels_last, compile):
 - `--bench-json FILE...`: the `train_images_per_s` of `rir bench --json` records whose model, overrides and
@@ -13,10 +13,12 @@ A run's time = epochs x (training images / train images/s + evaluation images / 
 evaluation is a forward pass, a third of a training step's FLOPs (rir.bench). Start-up and checkpoints are
 left out (seconds per run).
 
-The H100 figure is an ESTIMATE from FLOPs, not a measurement: bf16 dense peak 989 TFLOP/s (H100 SXM) at an
-assumed utilisation of 35 % for nets of 1 GFLOP per image or more (issue 7's target for rir_18_wide) and 15 %
-for the smaller ones (narrow convs fill a card badly; several runs share it through `runs_per_gpu`). It is
-also given at a flat 10 %, the utilisation below which the 4 H100-hour target would be missed.
+The card figure (`--card`, default H100 SXM) is an ESTIMATE from FLOPs, not a measurement: each run's FLOPs
+at the card's dense peak for the run's math mode (`precision`: exact fp32 on the plain fp32 units, TF32 or
+bf16 on the tensor cores; rir.bench.PEAKS, from the data sheets), at an assumed utilisation of 35 % for nets
+of 1 GFLOP per image or more (issue 7's target for rir_18_wide, set for bf16 and assumed alike for the other
+modes) and 15 % for the smaller ones (narrow convs fill a card badly; several runs share it through
+`runs_per_gpu`). It is also given at a flat 10 %; the target is the paper profile in 4 H100-hours.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from rir.errors import UserError
 
 CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
 REFERENCE_MAX_FLOPS = 2e10  # training FLOPs of one reference step: about a second on a laptop CPU
-H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s, H100 SXM data sheet
-H100_UTILISATION = ((1e9, 0.35), (0.0, 0.15))  # (min forward FLOPs per image, assumed fraction of peak)
-H100_FLAT_UTILISATION = 0.10
-H100_TARGET_HOURS = 4.0
+DEFAULT_CARD = "H100 SXM"  # the card of the cost target
+UTILISATION = ((1e9, 0.35), (0.0, 0.15))  # (min forward FLOPs per image, assumed fraction of peak)
+FLAT_UTILISATION = 0.10
+TARGET_H100_HOURS = 4.0
 
 
 @dataclass
@@ -156,31 +158,41 @@ def _fill_from_flops(configs: dict[tuple, ConfigCost]) -> None:
             c.source = f"flops (at {near.model}'s FLOP/s)"
 
 
-def _h100_estimate(params: dict, profile: str) -> dict:
-    """The H100-hours of `profile` from FLOPs and the assumed utilisation (module docstring)."""
+def _card_estimate(params: dict, profile: str, card: str) -> dict:
+    """The device-hours of `profile` on `card` from FLOPs, each run at its math mode's dense peak and the
+    assumed utilisation (module docstring)."""
+    from rir.bench import PEAKS
+
+    if not PEAKS.get(card):
+        known = ", ".join(c for c, peaks in PEAKS.items() if peaks)
+        raise UserError(f"--card {card!r}: no peak known for it (known: {known})")
     resolved, runs = _runs(params, profile)
     n_train, n_test = _data_sizes(resolved)
     configs = _configs(runs)
     hours = flat_hours = 0.0
+    modes: dict[str, int] = {}
     for _, cfg in runs:
         fwd = configs[_config_key(cfg.to_dict())].flops_per_image
         train_n = n_train - cfg.holdout
         flops = cfg.epochs * fwd * (3 * (train_n // cfg.batch_size) * cfg.batch_size
                                     + (cfg.holdout or n_test))
-        utilisation = next(u for min_flops, u in H100_UTILISATION if fwd >= min_flops)
-        hours += flops / (utilisation * H100_BF16_PEAK) / 3600
-        flat_hours += flops / (H100_FLAT_UTILISATION * H100_BF16_PEAK) / 3600
+        peak = PEAKS[card][cfg.precision]  # the card runs the mode asked for: TF32 exists on all of them
+        modes[cfg.precision] = modes.get(cfg.precision, 0) + 1
+        utilisation = next(u for min_flops, u in UTILISATION if fwd >= min_flops)
+        hours += flops / (utilisation * peak) / 3600
+        flat_hours += flops / (FLAT_UTILISATION * peak) / 3600
     return {
         "kind": "estimate from FLOPs, not a measurement", "profile": resolved["profile"], "runs": len(runs),
-        "peak_flops_per_s": H100_BF16_PEAK, "peak_kind": "bf16 dense, H100 SXM",
-        "assumed_utilisation": {f">= {m:g} FLOP/image" if m else "smaller nets": u
-                                for m, u in H100_UTILISATION},
-        "hours": hours, "hours_at_flat_10_percent": flat_hours, "target_hours": H100_TARGET_HOURS,
+        "card": card, "peaks_used": {mode: {"dense_peak_flops_per_s": PEAKS[card][mode], "runs": n}
+                                     for mode, n in sorted(modes.items())},
+        "peak_source": "NVIDIA data sheet, dense (rir.bench.PEAKS)",
+        "assumed_utilisation": {f">= {m:g} FLOP/image" if m else "smaller nets": u for m, u in UTILISATION},
+        "hours": hours, "hours_at_flat_10_percent": flat_hours, "target_h100_hours": TARGET_H100_HOURS,
     }
 
 
 def make_plan(params_path: str, profile: str | None = None, device: str = "auto",
-              bench_json: list[str] | None = None, measure_budget_s: float = 60.0,
+              bench_json: list[str] | None = None, measure_budget_s: float = 60.0, card: str = DEFAULT_CARD,
               progress=lambda m: print(f"rir plan: {m}", file=sys.stderr, flush=True)) -> dict:
     """The plan of `profile` (default: params' own) on `device`, measured or from --bench-json records."""
     import torch
@@ -188,6 +200,8 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
     from rir.config import load_params
 
     params = load_params(params_path)
+    paper = "paper" if "paper" in params.get("profiles", {}) else None
+    estimate = _card_estimate(params, paper or profile, card)  # a bad --card is refused before measuring
     resolved, runs = _runs(params, profile)
     n_train, n_test = _data_sizes(resolved)
     configs = _configs(runs)
@@ -213,11 +227,10 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
                      "eval_images": eval_images, "flops_per_image": c.flops_per_image,
                      "train_images_per_s": c.train_images_per_s, "throughput_source": c.source,
                      "estimated_seconds": seconds})
-    paper = "paper" if "paper" in params.get("profiles", {}) else resolved["profile"]
     return {
         "profile": resolved["profile"], "data": resolved.get("data"), "throughput_from": source,
         "runs": rows, "total_device_hours": sum(r["estimated_seconds"] for r in rows) / 3600,
-        "h100_estimate": _h100_estimate(params, paper),
+        "card_estimate": estimate,
     }
 
 
@@ -231,12 +244,16 @@ def format_plan(plan: dict) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
              for row in (head, *rows)]
-    h = plan["h100_estimate"]
+    h = plan["card_estimate"]
+    peaks = ", ".join(f"{mode} {p['dense_peak_flops_per_s'] / 1e12:g} TFLOP/s ({p['runs']} runs)"
+                      for mode, p in h["peaks_used"].items())
     lines += [
         f"total: {len(plan['runs'])} runs, {plan['total_device_hours']:.3g} device-hours on "
         f"{plan['throughput_from']} (profile {plan['profile']}, {plan['data']} data)",
-        f"H100 ESTIMATE (from FLOPs, not measured): profile {h['profile']}, {h['runs']} runs, "
-        f"{h['hours']:.2f} H100-hours at 35 % of bf16 dense peak for nets >= 1 GFLOP/image and 15 % below; "
-        f"{h['hours_at_flat_10_percent']:.2f} h at a flat 10 % (target <= {h['target_hours']:g} h)",
+        f"{h['card']} ESTIMATE (from FLOPs, not measured): profile {h['profile']}, {h['runs']} runs, "
+        f"{h['hours']:.2f} {h['card']}-hours at 35 % of the dense peak of each run's math mode for nets "
+        f">= 1 GFLOP/image and 15 % below; {h['hours_at_flat_10_percent']:.2f} h at a flat 10 % "
+        f"(target: <= {h['target_h100_hours']:g} H100-hours)",
+        f"peak used ({h['card']}, {h['peak_source']}): {peaks}",
     ]
     return "\n".join(lines)

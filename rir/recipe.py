@@ -13,6 +13,20 @@ Decisions the paper leaves open (FACTS.md, "Not known"), each made here and conf
 - BatchNorm scales/shifts and biases are not decayed (`decay_norm_and_bias: false`): "L2 penalty" in the
   paper's tools targets weight tensors. The ResNet Init identity is a buffer, so decay acts on W alone
   ("we subtract the partial identity from the weights prior to application of weight decay", Appendix 6.1).
+- Math mode `precision: tf32` (the paper profile's too): convolutions and matmuls multiply in TF32 (10-bit
+  mantissa, fp32's 8-bit exponent, fp32 accumulation) on GPUs that have it, everything else in fp32. Why not
+  exact fp32, the paper's 2016 arithmetic: (1) TF32 is what PyTorch's "fp32" convolutions have always done
+  by default on Ampere and newer (`torch.backends.cudnn.allow_tf32` is True), so it is what a PyTorch
+  reproduction of a CNN reports; (2) the one place where its rounding changes the model rather than adding
+  noise, 1 + w on ResNet Init's identity taps, is taken out: ResNet Init adds its identity explicitly
+  whenever the convolution is not exact fp32 (rir.layers.explicit_form); (3) exact fp32 runs on the H100's
+  plain fp32 units, 67 against 494.5 dense TFLOP/s (data sheet), which would take the paper profile far past
+  its 4 H100-hour budget (`rir plan` prints both). `precision: fp32` is exact fp32 (TF32 off for
+  convolutions and matmuls), `bf16` is bf16 autocast. Until a GPU measurement compares tf32 with exact fp32
+  on the same runs (the GPU measurement issue), this is a decision, not a finding. On the CPU TF32 does not
+  exist: a tf32 run computes, and records, exact fp32 (metrics.json `math_mode`).
+- Device `auto`: CUDA when torch can use it; GPUs that torch cannot use are an error, and the CPU is taken
+  unasked for synthetic data only (rir.device). `device: cpu` asks for the CPU.
 
 `rir.train` runs it; the report reads its defaults here without importing torch.
 """
@@ -51,14 +65,14 @@ class TrainConfig:
     # Reproducibility and speed
     seed: int = 0  # seeds model init, data order and augmentation (any epoch is replayable)
     deterministic: bool = False  # torch.use_deterministic_algorithms + no cuDNN autotuning: bit-reproducible
-    device: str = "auto"  # auto (CUDA if available) | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 (bf16 autocast, fp32 master weights and optimizer state)
+    device: str = "auto"  # auto (CUDA; the CPU unasked only for synthetic data, see rir.device) | cpu | cuda
+    precision: str = "tf32"  # math mode: fp32 (exact) | tf32 (TF32 convs and matmuls) | bf16 (autocast)
     channels_last: bool = False  # NHWC memory format for images and weights (faster convs on tensor cores)
     compile: bool = False  # torch.compile the model for the training step
     threads: int = 0  # CPU threads for PyTorch; 0 keeps PyTorch's default
 
     _CHOICES = {"l2_convention": ("sum", "half"), "device": ("auto", "cpu", "cuda"),
-                "precision": ("fp32", "bf16")}
+                "precision": ("fp32", "tf32", "bf16")}
     # Keys that may change between a checkpoint and its resumption: they do not change what is computed.
     RESUMABLE_CHANGES = ("data_root", "device", "compile", "threads")
 

@@ -1,8 +1,9 @@
 """The training step of the paper's recipe, shared by `rir train` and `rir bench` (so the bench times it).
 
 Speed switches (issue 7), each a recorded TrainConfig option or a function of the device alone:
-- bf16 autocast with fp32 master weights and optimizer state (`precision: bf16`); ResNet Init layers then take
-  their explicit form by themselves (rir.layers), so 1 + w never rounds away a small learned w.
+- the math mode (`precision`: exact fp32, tf32, or bf16 autocast with fp32 master weights and optimizer state;
+  rir.device sets it); under TF32 and bf16 ResNet Init layers take their explicit form by themselves
+  (rir.layers), so 1 + w never rounds away a small learned w.
 - channels_last (`channels_last: true`): NHWC images and weights, the layout tensor-core convolutions want.
 - torch.compile (`compile: true`), with Inductor's caches (FX graph and AOT autograd) in one folder per user,
   so the second and later runs of a workflow load compiled kernels instead of compiling them again.
@@ -24,6 +25,7 @@ COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"  # Inductor's own variable; a valu
 
 def compile_cache_dir() -> Path:
     """The compile cache all runs of this user share: $TORCHINDUCTOR_CACHE_DIR, else ~/.cache/rir/inductor."""
+    # First in torch 2.6.0, the floor pyproject.toml sets for this reason.
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
     # Inductor writes its default into the variable when anything imports it (torch's FLOP counter does), so

@@ -8,8 +8,9 @@ state dir; the same command run again resumes. Exit codes: 0 done; 2 bad input; 
 loss; status "diverged" in metrics.json); 75 (EX_TEMPFAIL, sysexits.h) after SIGTERM: the current step was
 finished and checkpointed, rerun to resume. No host-device synchronisation inside the step loop: loss and
 accuracy are accumulated on the device and read once per epoch, so a NaN/inf loss stops the run at the end of
-the epoch in which it appeared. The step itself and its speed switches (bf16, channels_last, compile with a
-shared cache, fused SGD on CUDA) live in `rir.step`, which `rir bench` times.
+the epoch in which it appeared. The step itself and its speed switches (channels_last, compile with a shared
+cache, fused SGD on CUDA) live in `rir.step`, which `rir bench` times; the device and the math mode (exact
+fp32, tf32, bf16 autocast; never a silent CPU run) in `rir.device`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rir.device import apply_math_mode, autocast, math_mode, refuse_unasked_cpu, resolve_device
 from rir.errors import UserError
 from rir.recipe import TrainConfig
 
@@ -45,14 +47,6 @@ FAULT_ACTIONS = ("KILL", "TERM", "WAIT")
 EVAL_BATCH_SIZE = 2000
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
                   "images_per_s")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu)")
-    return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -114,7 +108,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else out_dir / "state"
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device)  # GPUs that torch cannot use: a UserError, never the CPU (rir.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -123,6 +117,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     if cfg.model not in list_models():
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
     arrays = load_arrays(cfg.data_root, cfg.dataset)
+    refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
     train_images, train_labels = arrays.train_images, arrays.train_labels
     eval_images, eval_labels = arrays.test_images, arrays.test_labels
     if cfg.holdout:
@@ -148,11 +143,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     eval_loader = DeviceLoader(eval_images, eval_labels, arrays.mean, arrays.std,
                                max(cfg.batch_size, EVAL_BATCH_SIZE), device, train=False,
                                channels_last=cfg.channels_last)
+    apply_math_mode(cfg.precision)  # exact fp32, TF32 or bf16 autocast, before the model first runs
     step_model = compile_model(model) if cfg.compile else model
     bf16 = cfg.precision == "bf16"
 
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    def eval_autocast():
+        return autocast(device, cfg.precision)
 
     # Resume.
     history: list[dict] = []
@@ -215,7 +211,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
             seconds = partial["seconds"] + time.perf_counter() - t0
             lr = optimizer.param_groups[0]["lr"]
             if math.isfinite(train_loss):
-                test_loss, test_acc = evaluate_model(model, eval_loader, autocast)
+                test_loss, test_acc = evaluate_model(model, eval_loader, eval_autocast)
             else:
                 test_loss, test_acc = math.nan, math.nan
             history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
@@ -293,6 +289,7 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_image": summary.get("flops_per_image"),
         "device": str(device), "device_name": device_name(device), "precision": cfg.precision,
+        **math_mode(cfg.precision, device),
         "channels_last": cfg.channels_last, "compile": cfg.compile, "fused_sgd": use_fused_sgd(device),
         "wall_seconds": elapsed, "train_seconds": sum(r["seconds"] for r in history),
         "peak_memory_bytes": int(peak), "peak_memory_kind": peak_kind,
@@ -315,5 +312,5 @@ def _write_run(out_dir: Path, cfg, model, num_classes, history, metrics, device)
     writer.writerows(history)
     atomic_write_text(out_dir / "history.csv", buf.getvalue())
     atomic_write_json(out_dir / "config.json", cfg.to_dict())
-    atomic_write_json(out_dir / "env.json", environment(device))
+    atomic_write_json(out_dir / "env.json", environment(device, cfg.precision))
     atomic_write_json(out_dir / "metrics.json", metrics)

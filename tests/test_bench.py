@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rir.bench import PEAKS, peak_flops
+from rir.bench import PEAKS, card_of, peak_flops
 from rir.cli import main
 from rir.config import expand_runs, load_params
 
@@ -37,7 +37,9 @@ def test_bench_json_has_every_key_with_sane_values(capsys, extra):
     assert r["flops_per_image_train"] == 3 * r["flops_per_image_forward"]
     assert r["step_time_p90_s"] >= r["step_time_median_s"] >= r["step_time_min_s"]
     assert (r["model"], r["model_overrides"], r["batch_size"], r["steps"]) == ("rir_18", {"width": 8}, 8, 2)
-    assert r["precision"] == ("bf16" if extra else "fp32") and r["channels_last"] is bool(extra)
+    assert r["precision"] == ("bf16" if extra else "tf32") and r["channels_last"] is bool(extra)
+    # TF32 does not exist on the CPU: a tf32 bench computes, and says, exact fp32.
+    assert r["math_mode"] == ("bf16" if extra else "fp32") and r["tf32_applies"] is False
     assert r["device"] == "cpu" and r["fused_sgd"] is False and r["synthetic"] is True
     # A CPU is in no peak table: the fraction is unknown, not a guess.
     assert r["peak_flops_per_s"] is None and r["peak_fraction"] is None
@@ -51,16 +53,19 @@ def test_bench_table_names_the_measures(capsys):
     assert len(captured.err.strip().splitlines()) == 3  # one progress line per phase
 
 
-def test_peak_table_by_device_name():
+def test_peak_table_by_card_and_math_mode():
     assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") == (989e12, "bf16")
     assert peak_flops("NVIDIA H100 PCIe", "bf16") == (756e12, "bf16")
     assert peak_flops("NVIDIA H100 NVL", "bf16") == (835e12, "bf16")
     assert peak_flops("NVIDIA H200", "bf16")[0] == 989e12
     assert peak_flops("NVIDIA A100-SXM4-80GB", "bf16")[0] == 312e12
-    fp32 = peak_flops("NVIDIA H100 80GB HBM3", "fp32")
-    assert fp32 == ((494.5e12, "tf32") if torch.backends.cudnn.allow_tf32 else (67e12, "fp32"))
+    assert peak_flops("NVIDIA L40S", "tf32")[0] == 183e12
+    # The mode that ran picks the peak: exact fp32 is the plain fp32 units', TF32 the tensor cores'.
+    assert peak_flops("NVIDIA H100 80GB HBM3", "fp32") == (67e12, "fp32")
+    assert peak_flops("NVIDIA H100 80GB HBM3", "tf32") == (494.5e12, "tf32")
+    assert card_of("NVIDIA H100 80GB HBM3") == "H100 SXM" and card_of("NVIDIA GeForce GTX 1080") == "unknown"
     assert peak_flops("NVIDIA GeForce GTX 1080", "bf16") == (None, None)
-    assert all(len(peaks) == 3 for _, peaks in PEAKS)
+    assert all(set(peaks) == {"bf16", "tf32", "fp32"} for card, peaks in PEAKS.items() if card != "unknown")
 
 
 @pytest.mark.parametrize("args, fault", [
@@ -98,8 +103,9 @@ def test_plan_smoke_lists_exactly_the_runs_of_expand_runs(capsys):
         assert r["epochs"] == 2 and r["images_per_epoch"] == 512  # smoke: 512 images in batches of 128
         assert r["estimated_seconds"] > 0 and r["train_images_per_s"] > 0 and r["throughput_source"]
     assert plan["total_device_hours"] > 0
-    h100 = plan["h100_estimate"]
+    h100 = plan["card_estimate"]
     assert h100["profile"] == "paper" and h100["hours"] > 0 and "estimate" in h100["kind"]
+    assert h100["card"] == "H100 SXM"
 
 
 def test_plan_takes_throughput_from_bench_json(tmp_path, capsys):

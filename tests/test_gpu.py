@@ -21,11 +21,13 @@ from rir import gpu
 from rir.errors import UserError
 
 HOLDER = """
-import json, sys
+import json, os, sys
 from rir.gpu import lease_gpu
 with lease_gpu(int(sys.argv[1]), lock_dir=sys.argv[2], wait=sys.argv[3] == "wait", poll_s=0.05,
                holder=sys.argv[4]) as lease:
-    print(json.dumps({"gpu": lease.gpu, "slot": lease.slot, "visible": lease.visible_devices}), flush=True)
+    print(json.dumps({"gpu": lease.gpu, "slot": lease.slot, "visible": lease.visible_devices,
+                      "env": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                      "order": os.environ.get("CUDA_DEVICE_ORDER")}), flush=True)
     sys.stdin.read()
 """
 
@@ -33,20 +35,24 @@ with lease_gpu(int(sys.argv[1]), lock_dir=sys.argv[2], wait=sys.argv[3] == "wait
 LINE_TIMEOUT_S = 60
 
 
-def _env(n_gpus: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", gpu.LOCK_DIR)}
+def _env(n_gpus: int, visible: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "SLURM_JOB_ID", gpu.LOCK_DIR)}
     env[gpu.FAKE_COUNT] = str(n_gpus)
+    if visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible
     return env
 
 
-def start_holder(lock_dir: Path, n_gpus: int, runs_per_gpu: int, wait: bool = False, name: str = "run"):
+def start_holder(lock_dir: Path, n_gpus: int, runs_per_gpu: int, wait: bool = False, name: str = "run",
+                 visible: str | None = None):
     return subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(runs_per_gpu), str(lock_dir), "wait" if wait else "nowait", name],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(n_gpus),
+        env=_env(n_gpus, visible),
     )
 
 
@@ -116,10 +122,116 @@ def test_extra_process_fails_or_waits_until_a_holder_exits(tmp_path, holders):
 
     waiter = start_holder(tmp_path, n_gpus=1, runs_per_gpu=2, wait=True, name="waiter")
     holders.append(waiter)
-    assert not has_line(waiter, 1.0), "a third run got a slot while both were held"
+    _assert_waits(waiter)
     stop(holders[1])
     got = read_lease(waiter)
     assert (got["gpu"], got["slot"]) == (leases[1]["gpu"], leases[1]["slot"])
+
+
+def _assert_waits(waiter: subprocess.Popen) -> None:
+    """The event that proves a waiter has no slot: its first wait report, printed only after it tried every
+    slot in vain. While the holders hold, it has printed no lease (select with a zero timeout: no window)."""
+    report = waiter.stderr.readline()  # blocks until the report (or the end of a crashed waiter)
+    assert report.startswith("rir: waiting"), f"no wait report: {report!r} {waiter.stderr.read()}"
+    assert not has_line(waiter, 0), "the waiter printed a lease"
+
+
+def test_visible_devices_are_the_inventory_one_run_each_and_a_fifth_waits(tmp_path, holders):
+    """CUDA_VISIBLE_DEVICES=0,1,2,3 (an srun --gres=gpu:4 allocation, a container): four runs in separate
+    processes get 0, 1, 2 and 3, one each, narrowed to that one device; a fifth waits for a free slot."""
+    holders += [start_holder(tmp_path, n_gpus=8, runs_per_gpu=1, name=f"run{i}", visible="0,1,2,3")
+                for i in range(4)]
+    leases = [read_lease(p) for p in holders]
+    assert sorted(lease["env"] for lease in leases) == ["0", "1", "2", "3"]  # not the fake 8: the list wins
+    assert all(lease["visible"] == lease["env"] and lease["order"] is None for lease in leases)
+    fifth = start_holder(tmp_path, n_gpus=8, runs_per_gpu=1, wait=True, name="fifth", visible="0,1,2,3")
+    holders.append(fifth)
+    _assert_waits(fifth)
+    freed = leases[2]["env"]
+    stop(holders[2])
+    assert read_lease(fifth)["env"] == freed
+
+
+def test_uuids_and_mig_devices_are_leased_as_listed(tmp_path, holders):
+    devices = ["GPU-8f3a2b1c-0000-1111-2222-333344445555", "MIG-4a5b6c7d-8888-9999-aaaa-bbbbccccdddd"]
+    holders += [start_holder(tmp_path, n_gpus=0, runs_per_gpu=1, name=f"run{i}", visible=",".join(devices))
+                for i in range(2)]
+    assert sorted(read_lease(p)["env"] for p in holders) == sorted(devices)
+    assert sorted(p.name for p in tmp_path.glob("*.lock")) == sorted(f"{d}-slot0.lock" for d in devices)
+
+
+def test_parse_visible_devices_reads_the_list_as_cuda_does():
+    assert gpu.parse_visible_devices("0,1, 2,3") == ["0", "1", "2", "3"]
+    assert gpu.parse_visible_devices("GPU-abc,MIG-GPU-abc/1/0") == ["GPU-abc", "MIG-GPU-abc/1/0"]
+    assert gpu.parse_visible_devices("0,1,-1,2") == ["0", "1"]  # the list ends at the first non-device
+    assert gpu.parse_visible_devices("") == [] and gpu.parse_visible_devices("-1") == []
+    assert gpu.parse_visible_devices("NoDevFiles") == []
+    assert gpu.parse_visible_devices("1,1,0") == ["1", "0"]
+
+
+def test_slots_and_the_default_lock_folder_follow_the_inventory(monkeypatch, tmp_path):
+    monkeypatch.delenv(gpu.LOCK_DIR, raising=False)
+    monkeypatch.delenv(gpu.RUNS_PER_GPU, raising=False)
+    monkeypatch.setenv(gpu.FAKE_COUNT, "8")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu.gpu_slots() == 8 and gpu.gpu_slots(2) == 16
+    monkeypatch.setenv(gpu.RUNS_PER_GPU, "2")
+    assert gpu.gpu_slots() == 16
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert gpu.gpu_slots() == 4
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu.gpu_slots() == 0
+    # A SLURM job's CUDA_VISIBLE_DEVICES numbers that job's GPUs: its locks are its own.
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert gpu.default_lock_dir(inherited=True).name == "slurm-job-4242"
+    assert gpu.default_lock_dir(inherited=False).name.startswith("rir-gpu-locks-")
+
+
+def test_present_gpus_ignore_the_fake_count(monkeypatch, tmp_path):
+    """The count that decides whether a torch without CUDA is a broken install never comes from the test hook:
+    a simulated box must not turn a real one's missing GPUs into a CPU run, nor the other way round."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    monkeypatch.setenv(gpu.FAKE_COUNT, "8")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    if Path("/proc/driver/nvidia/gpus").is_dir():
+        pytest.skip("this machine has an NVIDIA driver")
+    assert gpu.present_gpu_count() == 0 and gpu.count_gpus() == 8
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)'\n"
+                   "echo 'GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-2)'\n")
+    smi.chmod(0o755)
+    assert gpu.present_gpu_count() == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hidden on purpose: none present for this process
+    assert gpu.present_gpu_count() == 0
+
+
+def test_gpu_job_threads_keep_every_slot_busy():
+    assert gpu.gpu_job_threads(16, 8) == 2  # 8 GPUs, 16 cores: 8 jobs x 2 threads
+    assert gpu.gpu_job_threads(8, 8) == 1  # as many cores as GPUs: 1 thread each, all 8 busy
+    assert gpu.gpu_job_threads(64, 8) == 2  # never more than 2: the data lives on the device
+    assert gpu.gpu_job_threads(16, 0) == 4  # no GPU: the runs train on the cores
+    assert gpu.gpu_job_threads(None, 0, local=False) == 2  # a cluster job has a GPU of its own
+    assert gpu.gpu_job_threads(16, 8, recipe_threads=6) == 6  # the recipe's threads win
+
+
+def test_cpu_refusal_only_for_real_data_trained_on_the_cpu_unasked():
+    assert gpu.cpu_refusal(real_data=True, devices={"auto"}, gpu_slots=0)
+    assert "--device cpu" in gpu.cpu_refusal(real_data=True, devices={"auto", "cpu"}, gpu_slots=0)
+    assert gpu.cpu_refusal(real_data=True, devices={"cpu"}, gpu_slots=0) is None  # asked for
+    assert gpu.cpu_refusal(real_data=False, devices={"auto"}, gpu_slots=0) is None  # synthetic: the smoke
+    assert gpu.cpu_refusal(real_data=True, devices={"auto"}, gpu_slots=8) is None  # GPUs here
+
+
+def test_lease_log_records_each_lease_and_its_end(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv(gpu.FAKE_COUNT, "2")
+    monkeypatch.setenv(gpu.LEASE_LOG, str(tmp_path / "lease.log"))
+    with gpu.lease_gpu(lock_dir=tmp_path / "locks", holder="run-a") as lease:
+        assert lease.device == "0"
+    events = [json.loads(line) for line in (tmp_path / "lease.log").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["acquired", "released"]
+    assert events[0]["holder"] == "run-a" and events[0]["waited"] is False
+    assert events[0]["t"] <= events[1]["t"] and events[0]["device"] == events[1]["device"] == "0"
 
 
 def test_sigkilled_holder_frees_its_slot(tmp_path, holders):
@@ -153,7 +265,7 @@ def test_waiting_prints_progress(tmp_path, holders, monkeypatch, capsys):
     assert "waiting" in progress and "busy-run" in progress
 
 
-def test_existing_cuda_visible_devices_is_honoured(tmp_path, monkeypatch):
+def test_one_listed_device_is_used_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     monkeypatch.setenv(gpu.FAKE_COUNT, "8")
     with gpu.lease_gpu(lock_dir=tmp_path / "locks") as lease:

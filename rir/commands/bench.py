@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: %(default)s)")
     parser.add_argument("--device", default="cuda" if _cuda_hint() else "cpu", choices=("cpu", "cuda"),
                         help="default: cuda when a GPU is visible, else cpu")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                        help="bf16 autocast with fp32 master weights (default: %(default)s)")
+    parser.add_argument("--precision", default="tf32", choices=("fp32", "tf32", "bf16"),
+                        help="math mode: exact fp32, TF32, bf16 autocast (default: %(default)s)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
     parser.add_argument("--compile", action="store_true", help="torch.compile both loops")
     parser.add_argument("--threads", type=int, default=0,

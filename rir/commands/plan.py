@@ -1,5 +1,6 @@
 """`rir plan`: the runs of a profile (run id, families, model, dataset, seed, epochs, images per epoch) with
-their estimated device time on this device, the total, and an H100 estimate of the paper profile.
+their estimated device time on this device, the total, and an estimate of the paper profile on a card
+(default H100 SXM) at the dense peak of each run's math mode, which it prints.
 
 How throughput is obtained (measured here, read from `rir bench --json` files, or scaled by FLOPs) is in
 `rir.plan`; every row says which. Progress goes to stderr; --json prints one JSON object.
@@ -24,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure-budget", type=float, default=60.0, metavar="SECONDS",
                         help="predicted seconds of measuring beyond the first reference config; the rest "
                              "is scaled by FLOPs (default: %(default)s; 0: the reference alone)")
+    parser.add_argument("--card", default="H100 SXM",
+                        help="card of the paper profile's estimate (H100 SXM, H100 PCIe, H100 NVL, H200, "
+                             "A100, L40S; default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
@@ -38,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda was requested but no CUDA GPU is available (use --device cpu)")
-    plan = make_plan(args.params, args.profile, args.device, args.bench_json, args.measure_budget)
+    plan = make_plan(args.params, args.profile, args.device, args.bench_json, args.measure_budget, args.card)
     print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
     return 0

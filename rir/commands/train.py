@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of init, data order and augmentation (default 0)")
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="deterministic algorithms: bit-reproducible runs, resumes included")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA if available)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast, fp32 master weights")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                        help="default auto: CUDA; the CPU only for synthetic data unless asked (rir.device)")
+    parser.add_argument("--precision", choices=("fp32", "tf32", "bf16"),
+                        help="math mode: exact fp32, TF32 convs/matmuls (default), bf16 autocast")
     parser.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
@@ -89,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.from_dict({**run_options(args), **options_from_args(args)})
     # Before anything touches CUDA: picks this run's GPU slot (rir.gpu), named after the run for humans.
-    apply_gpu_lease(cfg.device, args.runs_per_gpu, holder=args.run or str(args.out))
+    lease = apply_gpu_lease(cfg.device, args.runs_per_gpu, holder=args.run or str(args.out))
+    if lease is not None and lease.leased:
+        print(f"GPU slot: device {lease.device} (slot {lease.slot}), lock {lease.lock_path}", flush=True)
     metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
         print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "

@@ -1,7 +1,11 @@
-# Shared names: the chosen profile, its folders, and the runs params.yaml expands to.
+# Shared names: the chosen profile, its folders, and the runs params.yaml expands to; the GPU jobs' threads
+# and the `gpu` resource of this box.
 import os
+import sys
 
 from rir.config import expand_runs, resolve_profile
+from rir.errors import UserError
+from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
 
 PROFILE = config.get("profile", "paper")
 RESOLVED = resolve_profile(config, PROFILE)
@@ -18,8 +22,26 @@ REPORTS = f"reports/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
 GRIDSEARCH_SUMMARY = f"{RESULTS}/gridsearch"  # rir.report.gridsearch.SUMMARY_FOLDER
 RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")
-THREADS = RESOLVED["recipe"].get("threads", 4)  # CPU threads of one training job (data work, not the GPU)
 
+
+# Every GPU busy without flags (docs/cluster.md). On this box (Snakemake's local executor: no --jobs for a
+# cluster, so `workflow.nodes` is None) the GPU slots are those `rir train` leases from (rir.gpu: the GPUs in
+# CUDA_VISIBLE_DEVICES or nvidia-smi's, x $RIR_RUNS_PER_GPU). They become the default `gpu` resource, so
+# Snakemake starts no more GPU jobs than there are slots and no job sits on cores waiting for one; a
+# `--resources gpu=N` of the user's wins. Under a cluster executor each job gets its own GPU from the
+# scheduler, and this box's GPUs mean nothing.
+LOCAL_BOX = workflow.nodes is None
+try:
+    GPU_SLOTS = gpu_slots() if LOCAL_BOX else 0
+except UserError as err:  # a malformed RIR_RUNS_PER_GPU or RIR_FAKE_GPU_COUNT: one line, exit 2
+    print(f"snakemake: error: {err}", file=sys.stderr)
+    sys.exit(2)
+if GPU_SLOTS and "gpu" not in workflow.global_resources:
+    workflow.global_resources["gpu"] = GPU_SLOTS
+# CPU threads of one GPU job (train, evaluate, ablate), rir.gpu.gpu_job_threads: 1 or 2 on a GPU box;
+# Snakemake exports them as OMP_NUM_THREADS, which torch follows.
+THREADS = gpu_job_threads(workflow.global_resources["_cores"].value if LOCAL_BOX else None, GPU_SLOTS,
+                          local=LOCAL_BOX, recipe_threads=RESOLVED["recipe"].get("threads"))
 
 wildcard_constraints:
     run="[A-Za-z0-9_-]+",
@@ -45,3 +67,16 @@ def state_dir(metrics):
     """Resumable training state of a run: beside results/<profile>/runs/, never a declared output."""
     run_folder = os.path.dirname(metrics)
     return os.path.join(os.path.dirname(os.path.dirname(run_folder)), "state", os.path.basename(run_folder))
+
+
+onstart:
+    # Refuse at once, before any job, rather than at the first run: runs on real CIFAR data would train on
+    # the CPU of a box without a usable GPU although nobody asked for the CPU (rir.device says the same to a
+    # lone `rir train`). Only when this box trains (not under a cluster executor) and a train job is due.
+    if LOCAL_BOX and workflow.is_main_process:
+        due = {job.wildcards.run for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
+        devices = {ALL_RUNS[run].train_options().get("device", "auto") for run in due}
+        refusal = cpu_refusal(real_data=not SYNTHETIC, devices=devices, gpu_slots=GPU_SLOTS) if due else None
+        if refusal:
+            print(f"snakemake: error: {refusal}", file=sys.stderr)
+            sys.exit(2)

@@ -21,7 +21,9 @@ rule train:
         f"{LOGS}/train/{{run}}.log",
     threads: THREADS
     resources:
-        gpu=1,  # a slot, leased by `rir train` itself (see rir.gpu); Snakemake never picks the device
+        # A slot, leased by `rir train` itself (rir.gpu); Snakemake never picks the device. The `gpu` limit
+        # defaults to the slots found on the box (common.smk), so no job waits for one holding cores.
+        gpu=1,
     shell:
         "rir train --params params.yaml --profile {params.profile} --run {wildcards.run}"
         " --data-root {params.root} --out {params.out} --state-dir {params.state} --allow-diverged"
