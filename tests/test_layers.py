@@ -270,3 +270,22 @@ def test_impossible_stream_arguments_raise_user_error():
         pass
     with pytest.raises(UserError, match="identity shortcut"):
         GeneralizedResidualBlock(4, 4, residual_out=2)
+
+
+@pytest.mark.parametrize("linear", [False, True], ids=["conv", "linear"])
+def test_a_new_layer_holds_a_plain_msr_draw_and_the_identity_only_in_its_buffer(linear):
+    """The layer on its own (as the models build it, before their init pass): W is an MSR draw with zero
+    mean on the identity taps too; W + I adds the identity once."""
+    torch.manual_seed(4)
+    layer = ResNetInitLinear(96, 96) if linear else ResNetInitConv2d(96, 96)
+    w = layer.weight.detach()
+    he_std = (2.0 / w[0].numel()) ** 0.5
+    assert 0.8 * he_std < w.std().item() < 1.2 * he_std
+    taps = w[range(48), range(48)] if linear else w[range(48), range(48), 1, 1]
+    assert abs(taps.mean().item()) < 6 * he_std / 48**0.5, taps.mean().item()
+    expected = torch.zeros_like(w)
+    if linear:
+        expected[range(48), range(48)] = 1.0
+    else:
+        expected[range(48), range(48), 1, 1] = 1.0
+    torch.testing.assert_close(layer.effective_weight().detach() - w, expected)  # W + I - W rounds
