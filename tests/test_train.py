@@ -18,7 +18,7 @@ import torch
 
 from rir.cli import main
 from rir.errors import UserError
-from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, TrainConfig
+from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV, TrainConfig
 
 N_TRAIN, N_TEST, BATCH = 512, 256, 64  # 8 steps per epoch
 TINY = ["--model", "resnet_18", "--override", "width=8", "--batch-size", str(BATCH), "--lr", "0.05",
@@ -27,7 +27,7 @@ TIMINGS = {"seconds", "images_per_s", "wall_seconds", "train_seconds", "peak_mem
 
 
 def rir(*args, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV)}
     if fault:
         env[FAULT_ENV] = fault
     return subprocess.run([sys.executable, "-m", "rir", *map(str, args)], capture_output=True, text=True,
@@ -242,6 +242,14 @@ def test_malformed_fault_injection_is_one_line_and_nothing_written(data_root, tm
     assert not (tmp_path / "run").exists()
 
 
+def test_fault_injection_hits_only_the_run_rir_fault_run_names(data_root, tmp_path, monkeypatch):
+    """Snakemake jobs share one environment: RIR_FAULT_RUN keeps a fault to the one run a test targets."""
+    monkeypatch.setenv(FAULT_RUN_ENV, "target")
+    spared = _schedule_run(data_root, tmp_path / "other", monkeypatch, "TERM@1", epochs=1)
+    hit = _schedule_run(data_root, tmp_path / "target", monkeypatch, "TERM@1", epochs=1)
+    assert spared["status"] == "completed" and hit == {"status": "preempted", "epoch": 0, "step": 1}
+
+
 @pytest.mark.slow
 def test_truncated_checkpoint_falls_back_to_the_previous_one(data_root, reference_run, tmp_path):
     run = tmp_path / "run"
@@ -280,14 +288,14 @@ SCHEDULE = {"model": "all_cnn_c", "model_overrides": {"dropout": 0.5, "width_sca
 SCHEDULE_STEPS = N_TRAIN // 128
 
 
-def _schedule_run(data_root, out: Path, monkeypatch, fault: str | None = None) -> dict:
+def _schedule_run(data_root, out: Path, monkeypatch, fault: str | None = None, **options) -> dict:
     if fault:
         monkeypatch.setenv(FAULT_ENV, fault)
     else:
         monkeypatch.delenv(FAULT_ENV, raising=False)
     from rir.train import train
 
-    return train(TrainConfig.from_dict({**SCHEDULE, "data_root": str(data_root)}), out)
+    return train(TrainConfig.from_dict({**SCHEDULE, "data_root": str(data_root), **options}), out)
 
 
 def _lr_column(run: Path) -> list[float]:
