@@ -289,3 +289,22 @@ def test_a_new_layer_holds_a_plain_msr_draw_and_the_identity_only_in_its_buffer(
     else:
         expected[range(48), range(48), 1, 1] = 1.0
     torch.testing.assert_close(layer.effective_weight().detach() - w, expected)  # W + I - W rounds
+
+
+@pytest.mark.parametrize("reading", ["write", "read"])
+@pytest.mark.parametrize("stream", ["residual", "transient"])
+def test_zero_stream_zeroes_exactly_the_kernels_of_its_reading(stream, reading):
+    """Figure 3's two readings, kernel by kernel: "write" zeroes W_rr and W_tr for the residual stream (W_rt
+    and W_tt for the transient), "read" zeroes W_rr and W_rt (W_tr and W_tt); nothing else changes."""
+    expected = {("residual", "write"): {"rr", "tr"}, ("residual", "read"): {"rr", "rt"},
+                ("transient", "write"): {"rt", "tt"}, ("transient", "read"): {"tr", "tt"}}[stream, reading]
+    torch.manual_seed(7)
+    layer = ResNetInitConv2d(5, 7, residual_channels=2, residual_out_channels=3)
+    block = GeneralizedResidualBlock(2, 3, 3, 4, shortcut="projection")
+    with zero_stream(layer, stream, reading):
+        kernels = dict(zip(("rr", "tr", "rt", "tt"), split_kernel(layer.weight.detach(), 2, 3), strict=True))
+        assert {k for k, w in kernels.items() if not w.any()} == expected
+        assert all(w.all() for k, w in kernels.items() if k not in expected)
+    with zero_stream(block, stream, reading):
+        zeroed = {k for k in ("rr", "tr", "rt", "tt") if not getattr(block, f"conv_{k}").weight.any()}
+        assert zeroed == expected and block.projection.weight.all()  # the shortcut stands in for I

@@ -107,6 +107,43 @@ def test_the_step_accumulates_on_the_device_and_sgd_is_fused_only_on_cuda():
     assert math.isfinite(loss_sum.item()) and loss_sum.item() > 0 and 0 <= correct.item() <= 8
 
 
+def test_train_step_is_one_sgd_step_on_the_batch_cross_entropy():
+    """`train_step` against a hand-written SGD step (momentum 0.9, decay on weight tensors alone), twice, so
+    a gradient left over from the first step would show; the loss it adds up is the batch's summed loss."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from rir.models import create_model
+    from rir.step import make_optimizer, train_step
+
+    torch.manual_seed(0)
+    model = create_model("resnet_18", width=4)
+    reference = copy.deepcopy(model)
+    lr, momentum, decay = 0.05, 0.9, 2e-4
+    optimizer = make_optimizer(model, lr, momentum, decay, False, torch.device("cpu"))
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    buffers, expected_sum, expected_correct = {}, 0.0, 0
+    for step in range(2):
+        x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        logits = reference(x)
+        loss = F.cross_entropy(logits, y)
+        expected_sum += loss.item() * 8
+        expected_correct += int((logits.argmax(1) == y).sum())
+        grads = torch.autograd.grad(loss, list(reference.parameters()))
+        with torch.no_grad():
+            for (name, p), g in zip(reference.named_parameters(), grads, strict=True):
+                g = g + decay * p if p.ndim > 1 else g
+                buffers[name] = g.clone() if step == 0 else momentum * buffers[name] + g
+                p -= lr * buffers[name]
+        train_step(model, optimizer, x, y, False, loss_sum, correct)
+    for (name, p), (_, q) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
+    assert loss_sum.item() == pytest.approx(expected_sum, rel=1e-5) and correct.item() == expected_correct
+
+
 # Every Tensor method that makes the host wait for the device (on CUDA) when called.
 SYNCING = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
 # And two that do when they move data towards the host: `.to(<a cpu device>)`, and `copy_` into a host

@@ -333,3 +333,35 @@ def test_resume_across_the_milestone_restores_schedule_and_global_rng_bit_for_bi
     straight, resumed = schedule_runs
     assert _lr_column(resumed) == _lr_column(straight)
     assert_same_run(straight, resumed)
+
+
+def test_the_optimizer_is_the_papers_sgd_with_l2_on_weight_tensors_alone(schedule_runs):
+    """Read from the checkpoint training wrote: SGD momentum 0.9; "L2 penalty 1e-4" as loss + 1e-4 * sum(w^2),
+    i.e. weight decay 2e-4, on every weight tensor and on no BatchNorm scale or shift or bias."""
+    from rir.checkpoint import load_latest
+    from rir.models import create_model
+
+    straight, _ = schedule_runs
+    groups = load_latest(straight / "state")["optimizer"]["param_groups"]
+    assert [g["momentum"] for g in groups] == [0.9, 0.9]
+    assert [g["weight_decay"] for g in groups] == [2e-4, 0.0]
+    params = list(create_model("all_cnn_c", **SCHEDULE["model_overrides"]).parameters())
+    assert len(groups[0]["params"]) == sum(p.ndim > 1 for p in params) > 0
+    assert len(groups[1]["params"]) == sum(p.ndim == 1 for p in params) > 0
+
+
+def test_training_augments_with_4_pixel_crops_and_flips_and_evaluates_unaugmented(data_root, tmp_path,
+                                                                                 monkeypatch):
+    """"random crops and horizontal flips" (pad 4, He et al.): the loaders `train` builds, as built."""
+    from rir.loader import DeviceLoader
+
+    built = []
+    original = DeviceLoader.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append((self.train, self.padding, self.flip))
+
+    monkeypatch.setattr(DeviceLoader, "__init__", recording)
+    assert _schedule_run(data_root, tmp_path / "run", monkeypatch, epochs=1)["status"] == "completed"
+    assert built == [(True, 4, True), (False, 0, False)]
