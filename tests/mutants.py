@@ -77,6 +77,9 @@ MUTANTS = [
       '                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")\n'
       '                if hasattr(m, "identity"):\n                    m.weight.data += m.identity\n',
       "tests/test_models.py", "-k", "msr"),
+    m("models-residual-stream-a-quarter-of-the-channels", "rir/models/resnet.py",
+      "residual_channels=n_in // 2,\n", "residual_channels=n_in // 4,\n",
+      "tests/test_models.py", "-k", "layers_its_name"),
     m("models-rir-outer-shortcut-residual-only", "rir/model_options.py",
       '_RIR = dict(outer_shortcut="both")', '_RIR = dict(outer_shortcut="residual")',
       "tests/test_models.py", "-k", "outer_shortcut or parameter_count"),

@@ -201,7 +201,8 @@ def _outer_shortcut(name: str) -> bool:
 def test_each_model_is_built_from_the_layers_its_name_says(name):
     """Figure 2: CNN and ResNet Init, ResNet and RiR have the same parameter counts, so only the layers tell
     them apart. Every 3x3 conv inside a block of a ResNet Init or RiR net is a ResNet Init layer (none in a
-    CNN or ResNet); ResNet and RiR have an outer shortcut around every block (CNN and ResNet Init none)."""
+    CNN or ResNet), with equal streams; ResNet and RiR have an outer shortcut around every block (CNN and
+    ResNet Init none)."""
     from rir.layers import resnet_init_layers
     from rir.models.resnet import ResidualBlock
 
@@ -214,6 +215,9 @@ def test_each_model_is_built_from_the_layers_its_name_says(name):
         # The first conv reads RGB and the classifier writes class scores: both stay plain convolutions.
         assert init_layers and len(init_layers) == model_summary(name)["depth"] - 2, name
         assert len(convs) == 2, [type(c).__name__ for c in convs]
+        # "equal numbers of filters in the residual and transient streams" (Section 3), in and out.
+        assert all((layer.residual_channels, layer.residual_out_channels) ==
+                   (layer.in_channels // 2, layer.out_channels // 2) for layer in init_layers), name
     else:
         assert init_layers == [], name
     blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
