@@ -39,9 +39,12 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun 
 # sends itself that signal, and "WAIT@N" writes its pid to the file named by RIR_FAULT_FLAG and blocks until
 # that file is removed. WAIT lets a test act at a known step (signal the run, preempt its SLURM job) by
 # waiting on an event, the flag file, instead of on time; a SIGTERM received while paused is handled at the
-# step boundary once released, exactly as in a running loop.
+# step boundary once released, exactly as in a running loop. RIR_FAULT_RUN=<name> limits the fault to the run
+# whose output folder has that name: under Snakemake every job inherits the environment, and a test that
+# pauses one run of a pipeline must leave the others running.
 FAULT_ENV = "RIR_FAULT_INJECT"
 FAULT_FLAG_ENV = "RIR_FAULT_FLAG"
+FAULT_RUN_ENV = "RIR_FAULT_RUN"
 FAULT_ACTIONS = ("KILL", "TERM", "WAIT")
 # Evaluation has no gradients to keep, so it takes batches 4x the paper's training batch: fewer launches.
 EVAL_BATCH_SIZE = 2000
@@ -70,10 +73,11 @@ class _StopFlag:
         self.set = True
 
 
-def _fault_injection() -> tuple[str, int] | None:
-    """RIR_FAULT_INJECT as (action, step), or None; a malformed value is a UserError naming it."""
+def _fault_injection(out_dir: Path) -> tuple[str, int] | None:
+    """RIR_FAULT_INJECT as (action, step), or None (also for a run RIR_FAULT_RUN does not name); a malformed
+    value is a UserError naming it."""
     spec = os.environ.get(FAULT_ENV)
-    if not spec:
+    if not spec or os.environ.get(FAULT_RUN_ENV, out_dir.name) != out_dir.name:
         return None
     action, _, step = spec.partition("@")
     if action not in FAULT_ACTIONS or not step.isdigit() or int(step) < 1:
@@ -113,7 +117,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
         torch.set_num_threads(cfg.threads)
 
     # Everything that can be refused is checked before anything is written.
-    fault = _fault_injection()
+    fault = _fault_injection(out_dir)
     if cfg.model not in list_models():
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
     arrays = load_arrays(cfg.data_root, cfg.dataset)

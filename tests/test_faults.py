@@ -32,8 +32,8 @@ import yaml
 from payloads import RunsCode
 from pipeline import env, sh
 
-from rir.config import expand_runs, load_params
-from rir.train import EXIT_PREEMPTED, FAULT_ENV
+from rir.config import expand_runs, load_params, resolve_profile
+from rir.train import EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ("--cores", "2", "--config", "profile=smoke")  # README's command, with this machine's two cores
@@ -93,11 +93,26 @@ def forget(repo: Path, runs: list[str]) -> None:
         (repo / "logs/smoke/train" / f"{run}.log").unlink(missing_ok=True)
 
 
-def start_snakemake(repo: Path, log: Path, *args: str) -> subprocess.Popen:
-    """Snakemake in its own session, so the whole tree (Snakemake, shells, `rir`) can be signalled."""
+def start_snakemake(repo: Path, log: Path, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
+    """Snakemake in its own session, so the whole tree (Snakemake, shells, `rir`) can be signalled;
+    `extra_env` reaches every job (a fault injection names its one run with RIR_FAULT_RUN)."""
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=repo, env=env(), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=repo,
+                                env={**env(), **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def pause_at(run: str, step: int, flag: Path) -> dict:
+    """The environment that pauses `run` (and no other job) after its `step`-th step until `flag` is removed
+    (rir.train's WAIT hook); the paused process writes its pid into `flag`."""
+    return {FAULT_ENV: f"WAIT@{step}", FAULT_FLAG_ENV: str(flag), FAULT_RUN_ENV: run}
+
+
+def steps_per_epoch(repo: Path, run: str) -> int:
+    """Training steps per epoch of a smoke run, from params.yaml (the loader drops the last partial batch)."""
+    params = load_params(repo / "params.yaml")
+    batch = expand_runs(params, "smoke")[run].recipe["batch_size"]
+    return resolve_profile(params, "smoke")["synthetic"]["n_train"] // batch
 
 
 def wait_for(condition, what: str, log: Path, pipeline: subprocess.Popen | None = None,
@@ -245,31 +260,28 @@ def interrupted(tiny_data, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_sigkill_of_the_whole_pipeline_then_unlock_and_rerun_loses_nothing(snakemade, tmp_path):
-    """Runs to train again: two small ones that finish first, and a wide one that is killed in epoch 2."""
+    """Runs to train again: two small ones, and a wide one that pauses in epoch 2 (after its first checkpoint)
+    until the pipeline is killed, so the kill finds it checkpointed and unfinished by construction, not by
+    timing. The small runs train meanwhile on the other core; the kill waits for Snakemake to record one."""
     repo = copy_repo(snakemade, tmp_path / "repo")
     small, wide = ["cnn_18__cifar10__s0", "all_cnn_c__cifar10__s0"], "resnet_18_wide__cifar10__s0"
     forget(repo, [*small, wide])
     state = repo / RESULTS / "state"
-    log = tmp_path / "killed.log"
-    pipeline = start_snakemake(repo, log, *SMOKE)
+    log, flag = tmp_path / "killed.log", tmp_path / "paused"
+    paused_step = steps_per_epoch(repo, wide) + 1  # the first step of epoch 2
+    pipeline = start_snakemake(repo, log, *SMOKE, extra_env=pause_at(wide, paused_step, flag))
     try:
-        wait_for(lambda: any(train_process(r, repo) for r in (*small, wide)), "a train job", log, pipeline)
+        wait_for(flag.exists, f"{wide} paused after step {paused_step}", log, pipeline)
         # A second pipeline in the same folder while the first one trains: refused by Snakemake's lock
         # before it starts any job, so it writes nothing.
         second = sh(repo, sys.executable, "-m", "snakemake", *SMOKE, check=False)
         said = second.stdout + second.stderr
         assert second.returncode != 0 and "Directory cannot be locked" in said, said
         assert jobs(said) == {}
-
-        def killable():
-            # A train job Snakemake saw finish (metrics.json alone is not enough: the process may still be
-            # exiting, and Snakemake then reruns the job), and another run checkpointed but not finished.
-            done = finished_trains(log.read_text())
-            saved = [r for r in (*small, wide) if list((state / r).glob("ckpt-*.pt"))
-                     and not (repo / RESULTS / "runs" / r / "metrics.json").exists()]
-            return done and saved
-
-        wait_for(killable, "a finished run beside a checkpointed one", log, pipeline)
+        # A train job Snakemake saw finish (metrics.json alone is not enough: the process may still be
+        # exiting, and Snakemake then reruns the job).
+        wait_for(lambda: finished_trains(log.read_text()) & set(small), "a finished small run", log, pipeline)
+        assert flag.exists() and processes().get(int(flag.read_text())), "the wide run must still be paused"
         os.killpg(pipeline.pid, signal.SIGKILL)
         pipeline.wait()
         wait_for(lambda: not [p for p, (_, sid) in processes().items() if sid == pipeline.pid],
@@ -277,10 +289,13 @@ def test_sigkill_of_the_whole_pipeline_then_unlock_and_rerun_loses_nothing(snake
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pipeline.pid, signal.SIGKILL)
+        flag.unlink(missing_ok=True)
     killed_log = log.read_text()
     finished = finished_trains(killed_log)
+    assert wide not in finished and not (repo / RESULTS / "runs" / wide / "metrics.json").exists()
+    assert sorted(p.name for p in (state / wide).glob("ckpt-*.pt")) == ["ckpt-e0001-s000000.pt"]
     interrupted = [r for r in (*small, wide) if r not in finished and list((state / r).glob("ckpt-*.pt"))]
-    assert finished and interrupted, killed_log[-4000:]
+    assert finished and wide in interrupted, killed_log[-4000:]
     runs = expand_runs(load_params(repo / "params.yaml"), "smoke")
     kept = [r for r in runs if r not in (*small, wide) or r in finished]
     before = {(r, name): (sha256(p), p.stat().st_mtime_ns)
@@ -289,7 +304,7 @@ def test_sigkill_of_the_whole_pipeline_then_unlock_and_rerun_loses_nothing(snake
 
     # What README tells users after a kill: the lock is left behind, and the same command says so and names
     # --unlock; unlock, then the same command (the default workflow profile sets --rerun-incomplete for
-    # the killed jobs' outputs).
+    # the killed jobs' outputs). No fault injection reaches these commands.
     again = sh(repo, sys.executable, "-m", "snakemake", *SMOKE, check=False)
     assert again.returncode != 0 and "--unlock" in again.stdout + again.stderr
     sh(repo, sys.executable, "-m", "snakemake", "--unlock", *SMOKE)
@@ -302,6 +317,7 @@ def test_sigkill_of_the_whole_pipeline_then_unlock_and_rerun_loses_nothing(snake
     assert after == before
     for run in interrupted:
         assert "resuming from" in (repo / "logs/smoke/train" / f"{run}.log").read_text()
+    assert "at epoch 2, step 0" in (repo / "logs/smoke/train" / f"{wide}.log").read_text()
     for run in runs:  # deterministic smoke profile: every number equals the uninterrupted pipeline's
         assert accuracy(repo, run) == accuracy(snakemade, run), run
     assert tables(repo / RESULTS / "tables") == tables(snakemade / RESULTS / "tables")
@@ -310,22 +326,31 @@ def test_sigkill_of_the_whole_pipeline_then_unlock_and_rerun_loses_nothing(snake
 
 @pytest.mark.slow
 def test_sigterm_to_a_train_job_checkpoints_exits_75_and_the_rerun_resumes(snakemade, tmp_path):
+    """The run pauses after its first step (WAIT@1), the SIGTERM is sent to the pid it wrote into the flag,
+    then the flag is removed: the signal lands in mid-epoch 1 every time, never in the run's last step."""
     repo = copy_repo(snakemade, tmp_path / "repo")
     run = "resnet_18__cifar10__s0"
     forget(repo, [run])
+    assert steps_per_epoch(repo, run) >= 2, "the pause must be in mid-epoch"
     target = str(RESULTS / "runs" / run / "metrics.json")
-    log = tmp_path / "preempted.log"
-    pipeline = start_snakemake(repo, log, target, *SMOKE)  # targets first: --config takes all that follows
+    log, flag = tmp_path / "preempted.log", tmp_path / "paused"
+    # targets first: --config takes all that follows
+    pipeline = start_snakemake(repo, log, target, *SMOKE, extra_env=pause_at(run, 1, flag))
     try:
-        os.kill(wait_for(lambda: train_process(run, repo), "the train job", log, pipeline), signal.SIGTERM)
+        wait_for(flag.exists, "the train job paused after step 1", log, pipeline)
+        os.kill(int(flag.read_text()), signal.SIGTERM)
+        flag.unlink()
         assert pipeline.wait(timeout=WAIT_S) != 0
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pipeline.pid, signal.SIGKILL)
+        flag.unlink(missing_ok=True)
     train_log = (repo / "logs/smoke/train" / f"{run}.log").read_text()
-    assert "preempted by SIGTERM" in train_log and "checkpoint written" in train_log
+    assert "preempted by SIGTERM at epoch 1, step 1" in train_log and "checkpoint written" in train_log
     assert f"exit status {EXIT_PREEMPTED}" in log.read_text()
-    assert list((repo / RESULTS / "state" / run).glob("ckpt-*.pt"))  # the state outlives Snakemake's cleanup
+    # The state outlives Snakemake's cleanup, holding exactly the step the signal landed on.
+    assert sorted(p.name for p in (repo / RESULTS / "state" / run).glob("ckpt-*.pt")) == [
+        "ckpt-e0000-s000001.pt"]
     assert not (repo / target).exists()
 
     rerun = sh(repo, sys.executable, "-m", "snakemake", target, *SMOKE)

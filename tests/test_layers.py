@@ -270,3 +270,41 @@ def test_impossible_stream_arguments_raise_user_error():
         pass
     with pytest.raises(UserError, match="identity shortcut"):
         GeneralizedResidualBlock(4, 4, residual_out=2)
+
+
+@pytest.mark.parametrize("linear", [False, True], ids=["conv", "linear"])
+def test_a_new_layer_holds_a_plain_msr_draw_and_the_identity_only_in_its_buffer(linear):
+    """The layer on its own (as the models build it, before their init pass): W is an MSR draw with zero
+    mean on the identity taps too; W + I adds the identity once."""
+    torch.manual_seed(4)
+    layer = ResNetInitLinear(96, 96) if linear else ResNetInitConv2d(96, 96)
+    w = layer.weight.detach()
+    he_std = (2.0 / w[0].numel()) ** 0.5
+    assert 0.8 * he_std < w.std().item() < 1.2 * he_std
+    taps = w[range(48), range(48)] if linear else w[range(48), range(48), 1, 1]
+    assert abs(taps.mean().item()) < 6 * he_std / 48**0.5, taps.mean().item()
+    expected = torch.zeros_like(w)
+    if linear:
+        expected[range(48), range(48)] = 1.0
+    else:
+        expected[range(48), range(48), 1, 1] = 1.0
+    torch.testing.assert_close(layer.effective_weight().detach() - w, expected)  # W + I - W rounds
+
+
+@pytest.mark.parametrize("reading", ["write", "read"])
+@pytest.mark.parametrize("stream", ["residual", "transient"])
+def test_zero_stream_zeroes_exactly_the_kernels_of_its_reading(stream, reading):
+    """Figure 3's two readings, kernel by kernel: "write" zeroes W_rr and W_tr for the residual stream (W_rt
+    and W_tt for the transient), "read" zeroes W_rr and W_rt (W_tr and W_tt); nothing else changes."""
+    expected = {("residual", "write"): {"rr", "tr"}, ("residual", "read"): {"rr", "rt"},
+                ("transient", "write"): {"rt", "tt"}, ("transient", "read"): {"tr", "tt"}}[stream, reading]
+    torch.manual_seed(7)
+    layer = ResNetInitConv2d(5, 7, residual_channels=2, residual_out_channels=3)
+    block = GeneralizedResidualBlock(2, 3, 3, 4, shortcut="projection")
+    with zero_stream(layer, stream, reading):
+        kernels = dict(zip(("rr", "tr", "rt", "tt"), split_kernel(layer.weight.detach(), 2, 3), strict=True))
+        assert {k for k, w in kernels.items() if not w.any()} == expected
+        assert all(w.all() for k, w in kernels.items() if k not in expected)
+    with zero_stream(block, stream, reading):
+        zeroed = {k for k in ("rr", "tr", "rt", "tt") if not getattr(block, f"conv_{k}").weight.any()}
+        assert zeroed == expected and block.projection.weight.all()  # the shortcut stands in for I

@@ -187,3 +187,62 @@ def test_rir_models_bad_input_is_one_line_and_exit_2(args, named):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0] and "Traceback" not in proc.stderr
+
+
+def _two_stream(name: str) -> bool:
+    return name.startswith("rir") or "resnet_init" in name
+
+
+def _outer_shortcut(name: str) -> bool:
+    return name.startswith("rir") or (name.startswith("resnet") and "resnet_init" not in name)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_each_model_is_built_from_the_layers_its_name_says(name):
+    """Figure 2: CNN and ResNet Init, ResNet and RiR have the same parameter counts, so only the layers tell
+    them apart. Every 3x3 conv inside a block of a ResNet Init or RiR net is a ResNet Init layer (none in a
+    CNN or ResNet), with equal streams; ResNet and RiR have an outer shortcut around every block (CNN and
+    ResNet Init none)."""
+    from rir.layers import resnet_init_layers
+    from rir.models.resnet import ResidualBlock
+
+    with torch.device("meta"):
+        model = create_model(name)
+    convs = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)
+             and "shortcut" not in n.split(".")]
+    init_layers = resnet_init_layers(model)
+    if _two_stream(name):
+        # The first conv reads RGB and the classifier writes class scores: both stay plain convolutions.
+        assert init_layers and len(init_layers) == model_summary(name)["depth"] - 2, name
+        assert len(convs) == 2, [type(c).__name__ for c in convs]
+        # "equal numbers of filters in the residual and transient streams" (Section 3), in and out.
+        assert all((layer.residual_channels, layer.residual_out_channels) ==
+                   (layer.in_channels // 2, layer.out_channels // 2) for layer in init_layers), name
+    else:
+        assert init_layers == [], name
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert all((b.shortcut is not None) == _outer_shortcut(name) for b in blocks), name
+    assert bool(blocks) or name.startswith("all_cnn_c")
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if _two_stream(n)])
+def test_resnet_init_weights_start_as_plain_msr_draws_with_the_identity_kept_apart(name):
+    """Appendix 6.1: "concatenate weight matrices initialized by any existing scheme and then add a partial
+    identity". The learned W starts as an MSR draw (zero mean, std sqrt(2 / fan_in)), on the identity's own
+    taps too; the identity lives in the buffer alone: the effective kernel starts at W0 + I, not W0 + 2I."""
+    from rir.layers import resnet_init_layers
+
+    torch.manual_seed(0)
+    for layer in resnet_init_layers(create_model(name)):
+        w = layer.weight.detach()
+        fan_in = w[0].numel()
+        he_std = (2.0 / fan_in) ** 0.5
+        assert 0.7 * he_std < w.std().item() < 1.3 * he_std, (name, w.std().item(), he_std)
+        n = layer.residual_channels
+        centre = tuple(s // 2 for s in w.shape[2:])
+        taps = torch.stack([w[(i, i, *centre)] for i in range(n)])
+        assert abs(taps.mean().item()) < 6 * he_std / n**0.5, (name, taps.mean().item())
+        expected = torch.zeros_like(w)
+        for i in range(n):
+            expected[(i, i, *centre)] = 1.0
+        torch.testing.assert_close(layer.effective_weight().detach() - w, expected)  # W + I - W rounds

@@ -73,7 +73,9 @@ def test_readme_command_1_in_a_fresh_clone_on_debians_python(tmp_path):
     # A new user's shell: Debian's python3 first, no environment active, nothing of the tests' own Python on
     # the PATH (CI's tests run in .ci/run's environment, whose snakemake must not stand in for the clone's).
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != BIN]
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}}
+    # PYTEST_ADDOPTS carries CI's JUnit report path, which the clone's own pytest run must not overwrite.
+    dropped = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PATH"] = os.pathsep.join([str(shim), *path])
     proc = subprocess.run(["bash", "-c", quickstart()["1"]], cwd=repo, env=env, capture_output=True,
                           text=True, timeout=1800)

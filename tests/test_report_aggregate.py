@@ -194,6 +194,26 @@ def test_claim_6_needs_both_streams_and_a_change_across_layers(tmp_path, params)
     assert _claims(load(params, "smoke", tmp_path))[6]["verdict"] == NOT_ENOUGH
 
 
+def test_claim_6_a_stream_contributes_only_from_one_point_on(tmp_path, params):
+    """The rule's threshold: zeroing the transient stream costs 0.5 points at most (below CONTRIBUTION_PP,
+    1 point), while the stream that matters most still changes across layers: the claim fails."""
+    runs = expand_runs(params, "smoke")
+    fx.write_results(tmp_path, runs)
+    path = tmp_path / "ablation" / "rir_18__cifar10__s0.csv"
+    text = path.read_text().splitlines()
+    header, rows = text[0], [r.split(",") for r in text[1:]]
+    layers = {int(r[4]) for r in rows}
+    for r in rows:
+        base = float(r[8])
+        if r[5] == "transient":
+            r[7] = str(base - 0.5)
+        elif int(r[4]) >= len(layers) // 2:  # late layers: the residual stream costs nothing there
+            r[7] = r[8]
+    path.write_text("\n".join([header] + [",".join(r) for r in rows]) + "\n")
+    claim = _claims(load(params, "smoke", tmp_path))[6]
+    assert claim["verdict"] == FAILS, claim
+
+
 def test_claims_without_results_say_not_enough_data(tmp_path, params):
     claims = _claims(load(params, "smoke", tmp_path))
     assert {c["verdict"] for c in claims.values()} == {NOT_ENOUGH}

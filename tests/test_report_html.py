@@ -154,7 +154,8 @@ def test_report_in_headless_chromium(smoke_report, tmp_path, width, height):
     proc = subprocess.run([browser, *flags, f"--screenshot={shot}", page], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # Console messages (script errors, CSP violations, failed loads) are logged as CONSOLE lines.
+    # Console messages (script errors, CSP violations) are logged as CONSOLE lines. A broken image logs
+    # nothing, so the images are checked in the DOM below.
     assert "CONSOLE" not in proc.stderr, proc.stderr
     data = shot.read_bytes()
     assert _png_size(data) == (width, height) and len(data) > 20_000
@@ -164,6 +165,40 @@ def test_report_in_headless_chromium(smoke_report, tmp_path, width, height):
     # The figures decode as PNGs inside the page.
     first = re.search(r'src="data:image/png;base64,([^"]+)"', dom.stdout).group(1)
     assert _png_size(base64.b64decode(first))[0] > 500
+    # And the browser decoded every one of them: each <img> of the page, as Chromium loaded it, has a
+    # natural size (a broken one has naturalWidth 0 and no console line).
+    sizes = _image_sizes_in_chromium(browser, flags, page, tmp_path, width, height)
+    assert len(sizes) == dom.stdout.count("<img") > 0, sizes
+    assert all(w > 0 and h > 0 for _, w, h in sizes), sizes
+
+
+# A page of the test's own around the report: its script (the report has none, and its CSP forbids one)
+# reads each image of the report in an iframe once the report has loaded, and writes what it found into its
+# own DOM, which --dump-dom prints. --allow-file-access-from-files makes the two file:// pages one origin.
+PROBE = """<!doctype html><html><body>
+<iframe id="report" src="{page}" width="{width}" height="{height}"></iframe><pre id="images">pending</pre>
+<script>
+document.getElementById("report").addEventListener("load", (event) => {{
+  const images = [...event.target.contentDocument.images];
+  document.getElementById("images").textContent = JSON.stringify(
+    images.map((img) => [img.alt, img.complete ? img.naturalWidth : -1, img.naturalHeight]));
+}});
+</script></body></html>
+"""
+
+
+def _image_sizes_in_chromium(browser, flags, page, tmp_path, width, height) -> list:
+    import html
+    import json
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(PROBE.format(page=page, width=width, height=height))
+    proc = subprocess.run([browser, *flags, "--allow-file-access-from-files", "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = re.search(r'<pre id="images">(.*?)</pre>', proc.stdout, flags=re.S).group(1)
+    assert found != "pending", "the report did not finish loading"
+    return json.loads(html.unescape(found))
 
 
 def test_real_data_report_has_no_synthetic_label(tmp_path):

@@ -18,7 +18,7 @@ import torch
 
 from rir.cli import main
 from rir.errors import UserError
-from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, TrainConfig
+from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV, TrainConfig
 
 N_TRAIN, N_TEST, BATCH = 512, 256, 64  # 8 steps per epoch
 TINY = ["--model", "resnet_18", "--override", "width=8", "--batch-size", str(BATCH), "--lr", "0.05",
@@ -27,7 +27,7 @@ TIMINGS = {"seconds", "images_per_s", "wall_seconds", "train_seconds", "peak_mem
 
 
 def rir(*args, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV)}
     if fault:
         env[FAULT_ENV] = fault
     return subprocess.run([sys.executable, "-m", "rir", *map(str, args)], capture_output=True, text=True,
@@ -242,6 +242,14 @@ def test_malformed_fault_injection_is_one_line_and_nothing_written(data_root, tm
     assert not (tmp_path / "run").exists()
 
 
+def test_fault_injection_hits_only_the_run_rir_fault_run_names(data_root, tmp_path, monkeypatch):
+    """Snakemake jobs share one environment: RIR_FAULT_RUN keeps a fault to the one run a test targets."""
+    monkeypatch.setenv(FAULT_RUN_ENV, "target")
+    spared = _schedule_run(data_root, tmp_path / "other", monkeypatch, "TERM@1", epochs=1)
+    hit = _schedule_run(data_root, tmp_path / "target", monkeypatch, "TERM@1", epochs=1)
+    assert spared["status"] == "completed" and hit == {"status": "preempted", "epoch": 0, "step": 1}
+
+
 @pytest.mark.slow
 def test_truncated_checkpoint_falls_back_to_the_previous_one(data_root, reference_run, tmp_path):
     run = tmp_path / "run"
@@ -267,3 +275,93 @@ def test_nan_loss_is_reported_as_diverged(data_root, tmp_path):
     proc = rir("train", *args, "--out", tmp_path / "b", "--allow-diverged")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["status"] == "diverged"
+
+
+# --- The schedule and the resume of every piece of state, read from what training writes -----------------
+# In-process runs (fast): 512 images in batches of 128, 4 steps per epoch, 3 epochs, lr x0.1 after epoch 1.
+# ALL-CNN-C with dropout 0.5 is the model: its dropout masks are drawn from the global torch RNG, so a resume
+# that does not restore that RNG draws other masks than the uninterrupted run (the loader has its own
+# generator, and resnet_18 has no dropout, so the resumes above cannot see a missing RNG restore).
+SCHEDULE = {"model": "all_cnn_c", "model_overrides": {"dropout": 0.5, "width_scale": 0.125},
+            "dataset": "cifar10", "epochs": 3, "batch_size": 128, "lr": 0.05, "milestones": [1],
+            "device": "cpu", "threads": 1, "seed": 0}
+SCHEDULE_STEPS = N_TRAIN // 128
+
+
+def _schedule_run(data_root, out: Path, monkeypatch, fault: str | None = None, **options) -> dict:
+    if fault:
+        monkeypatch.setenv(FAULT_ENV, fault)
+    else:
+        monkeypatch.delenv(FAULT_ENV, raising=False)
+    from rir.train import train
+
+    return train(TrainConfig.from_dict({**SCHEDULE, "data_root": str(data_root), **options}), out)
+
+
+def _lr_column(run: Path) -> list[float]:
+    with open(run / "history.csv") as f:
+        return [float(row["lr"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def schedule_runs(data_root, tmp_path_factory):
+    """(uninterrupted, resumed): the same dropout run, once straight through and once preempted by SIGTERM in
+    epoch 2 (after the lr milestone's epoch 1 ended) and then resumed."""
+    from rir.models import create_model
+
+    assert any(isinstance(m, torch.nn.Dropout) for m in create_model("all_cnn_c", dropout=0.5).modules())
+    base = tmp_path_factory.mktemp("schedule")
+    with pytest.MonkeyPatch.context() as mp:
+        straight = _schedule_run(data_root, base / "straight", mp)
+        stopped = _schedule_run(data_root, base / "resumed", mp, f"TERM@{SCHEDULE_STEPS + 2}")
+        assert stopped == {"status": "preempted", "epoch": 1, "step": 2}, stopped
+        resumed = _schedule_run(data_root, base / "resumed", mp)
+    assert straight["status"] == resumed["status"] == "completed"
+    return base / "straight", base / "resumed"
+
+
+def test_history_records_the_lr_of_each_epoch_after_the_milestone(schedule_runs):
+    """"scaled by 0.1 after epochs 42 and 62": with milestones [1], epoch 1 trains at lr and every later
+    epoch at lr * 0.1, and history.csv says so (read from what training wrote, not from the config)."""
+    straight, _ = schedule_runs
+    assert _lr_column(straight) == pytest.approx([0.05, 0.005, 0.005], rel=1e-12)
+
+
+def test_resume_across_the_milestone_restores_schedule_and_global_rng_bit_for_bit(schedule_runs):
+    """The resumed run continues the scheduler (lr stays 0.005 in epoch 3, not 0.0005) and the global RNG
+    (the same dropout masks): weights, history and metrics equal the uninterrupted run's."""
+    straight, resumed = schedule_runs
+    assert _lr_column(resumed) == _lr_column(straight)
+    assert_same_run(straight, resumed)
+
+
+def test_the_optimizer_is_the_papers_sgd_with_l2_on_weight_tensors_alone(schedule_runs):
+    """Read from the checkpoint training wrote: SGD momentum 0.9; "L2 penalty 1e-4" as loss + 1e-4 * sum(w^2),
+    i.e. weight decay 2e-4, on every weight tensor and on no BatchNorm scale or shift or bias."""
+    from rir.checkpoint import load_latest
+    from rir.models import create_model
+
+    straight, _ = schedule_runs
+    groups = load_latest(straight / "state")["optimizer"]["param_groups"]
+    assert [g["momentum"] for g in groups] == [0.9, 0.9]
+    assert [g["weight_decay"] for g in groups] == [2e-4, 0.0]
+    params = list(create_model("all_cnn_c", **SCHEDULE["model_overrides"]).parameters())
+    assert len(groups[0]["params"]) == sum(p.ndim > 1 for p in params) > 0
+    assert len(groups[1]["params"]) == sum(p.ndim == 1 for p in params) > 0
+
+
+def test_training_augments_with_4_pixel_crops_and_flips_and_evaluates_unaugmented(data_root, tmp_path,
+                                                                                 monkeypatch):
+    """"random crops and horizontal flips" (pad 4, He et al.): the loaders `train` builds, as built."""
+    from rir.loader import DeviceLoader
+
+    built = []
+    original = DeviceLoader.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append((self.train, self.padding, self.flip))
+
+    monkeypatch.setattr(DeviceLoader, "__init__", recording)
+    assert _schedule_run(data_root, tmp_path / "run", monkeypatch, epochs=1)["status"] == "completed"
+    assert built == [(True, 4, True), (False, 0, False)]

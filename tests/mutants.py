@@ -1,0 +1,265 @@
+"""Mutation harness: plant each bug of a list, one at a time, in a scratch copy, and check the tests catch it.
+
+A mutant is one exact text replacement in one file of the `rir` package (it must occur exactly once, so a
+mutant that no longer matches the code fails loudly instead of testing nothing) and the tests that cover that
+module. Each mutant runs in its own copy of the working tree (the files git tracks or would track, as a fresh
+clone has them), with PYTHONPATH pointing at the copy so subprocesses and Snakemake jobs import the mutant
+too. A mutant is killed when its tests fail (pytest exit 1), survived when they pass; anything else (a
+collection error, a timeout) is reported as an error, never as killed.
+
+    python3 tests/mutants.py                 # every mutant, each with its own test selection
+    python3 tests/mutants.py --all           # every mutant against the whole fast suite (-m "not slow")
+    python3 tests/mutants.py NAME ...        # some of them; --list names them all, --check only matches them
+
+Selections are narrow so the harness fits two shared cores; `--all` (much slower) shows a mutant is caught
+by the suite and not just by the tests named. SLURM tests never run here (tests/test_slurm.py is ignored):
+they start and share the one-node cluster. The result of the last full run is recorded in DEVELOPING.md.
+tests/test_mutants.py runs a few cheap mutants in CI, so the harness itself stays alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_SUITE = ("-m", "not slow", "--ignore=tests/test_slurm.py")
+TIMEOUT_S = 1800  # a hung test; a mutant's selection takes seconds to a few minutes
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # module-bug, what a reader of the report sees
+    path: str  # file in the repository
+    old: str  # exact text, found exactly once
+    new: str  # what it becomes
+    tests: tuple[str, ...]  # pytest arguments: the tests that cover the module
+
+
+def m(name, path, old, new, *tests):
+    return Mutant(name, path, old, new, tuple(tests))
+
+
+MUTANTS = [
+    # layers: ResNet Init and Figure 3's zeroing
+    m("layers-identity-added-into-W", "rir/layers.py",
+      '        nn.init.kaiming_normal_(self.weight, mode="fan_in", nonlinearity="relu")\n\n'
+      '    def effective_weight(self) -> torch.Tensor:\n        """W + I:',
+      '        nn.init.kaiming_normal_(self.weight, mode="fan_in", nonlinearity="relu")\n'
+      '        self.weight.data += identity\n\n'
+      '    def effective_weight(self) -> torch.Tensor:\n        """W + I:',
+      "tests/test_layers.py", "-k", "msr"),
+    m("layers-explicit-form-drops-the-identity", "rir/layers.py",
+      "        return out + F.pad(r, (0, 0, 0, 0, 0, self.out_channels - self.residual_channels))",
+      "        return out",
+      "tests/test_layers.py::test_resnet_init_equals_generalized_block"),
+    m("layers-read-zeroes-the-write-kernels", "rir/layers.py",
+      "        return [(layer.weight, (slice(None), slice(None, cut) if residual else slice(cut, None)))]",
+      "        return [(layer.weight, (slice(None, cut) if residual else slice(cut, None),))]",
+      "tests/test_layers.py", "-k", "zero_stream"),
+    m("layers-zero-stream-not-restored", "rir/layers.py",
+      "                tensor[index] = values", "                pass",
+      "tests/test_layers.py", "-k", "zero_stream"),
+    # models
+    m("models-rir-wide-built-as-plain-resnet", "rir/models/__init__.py",
+      '(FACTS.md)."""\n    return _18(num_classes, resnet_init=True',
+      '(FACTS.md)."""\n    return _18(num_classes, resnet_init=False',
+      "tests/test_models.py", "-k", "layers_its_name"),
+    m("models-init-adds-the-identity-into-W", "rir/models/__init__.py",
+      '                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")\n',
+      '                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")\n'
+      '                if hasattr(m, "identity"):\n                    m.weight.data += m.identity\n',
+      "tests/test_models.py", "-k", "msr"),
+    m("models-residual-stream-a-quarter-of-the-channels", "rir/models/resnet.py",
+      "residual_channels=n_in // 2,\n", "residual_channels=n_in // 4,\n",
+      "tests/test_models.py", "-k", "layers_its_name"),
+    m("models-rir-outer-shortcut-residual-only", "rir/model_options.py",
+      '_RIR = dict(outer_shortcut="both")', '_RIR = dict(outer_shortcut="residual")',
+      "tests/test_models.py", "-k", "outer_shortcut or parameter_count"),
+    # recipe
+    m("recipe-l2-as-half-the-sum", "rir/recipe.py",
+      'return 2 * self.weight_decay if self.l2_convention == "sum" else self.weight_decay',
+      "return self.weight_decay", "tests/test_train.py", "-k", "defaults_are_the_papers_recipe"),
+    m("recipe-milestones-one-epoch-early", "rir/recipe.py",
+      "milestones: tuple = (42, 62)", "milestones: tuple = (41, 61)",
+      "tests/test_train.py", "-k", "defaults_are_the_papers_recipe"),
+    m("recipe-minibatch-512", "rir/recipe.py", "batch_size: int = 500", "batch_size: int = 512",
+      "tests/test_train.py", "-k", "defaults_are_the_papers_recipe"),
+    # step
+    m("step-batchnorm-and-biases-decayed", "rir/step.py",
+      '{"params": plain, "weight_decay": 0.0}', '{"params": plain, "weight_decay": weight_decay}',
+      "tests/test_precision.py", "-k", "one_sgd_step or accumulates_on_the_device"),
+    m("step-gradients-never-zeroed", "rir/step.py",
+      "    optimizer.zero_grad(set_to_none=True)\n", "",
+      "tests/test_precision.py", "-k", "one_sgd_step"),
+    m("step-mean-loss-summed-as-if-one-image", "rir/step.py",
+      "    loss_sum += loss.detach().double() * y.shape[0]", "    loss_sum += loss.detach().double()",
+      "tests/test_precision.py", "-k", "one_sgd_step"),
+    # train
+    m("train-lr-schedule-one-epoch-late", "rir/train.py",
+      "list(cfg.milestones), gamma", "[m + 1 for m in cfg.milestones], gamma",
+      "tests/test_train.py", "-k", "milestone"),
+    m("train-resume-without-rng-restore", "rir/train.py",
+      '        restore_rng(ckpt["rng"])\n', "", "tests/test_train.py", "-k", "milestone"),
+    m("train-resume-without-scheduler-restore", "rir/train.py",
+      '        scheduler.load_state_dict(ckpt["scheduler"])\n', "", "tests/test_train.py", "-k", "milestone"),
+    m("train-bf16-master-weights", "rir/train.py",
+      "    model.to(device, memory_format=memory_format)\n",
+      "    model.to(device, memory_format=memory_format)\n"
+      '    if cfg.precision == "bf16":\n        model.to(torch.bfloat16)\n',
+      "tests/test_precision.py", "-k", "master_weights"),
+    m("train-per-step-copy-to-host", "rir/train.py",
+      "                count += y.shape[0]\n",
+      '                count += y.shape[0]\n                _ = loss_sum.to("cpu")\n',
+      "tests/test_precision.py", "-k", "fixed_number"),
+    m("train-crops-padded-by-2", "rir/train.py",
+      "padding=4 if cfg.augment else 0", "padding=2 if cfg.augment else 0",
+      "tests/test_train.py", "-k", "augments"),
+    m("train-decay-from-the-wrong-l2-convention", "rir/train.py",
+      "cfg.sgd_weight_decay(), cfg.decay_norm_and_bias", "cfg.weight_decay, cfg.decay_norm_and_bias",
+      "tests/test_train.py", "-k", "optimizer_is"),
+    # loader
+    m("loader-never-flips", "rir/loader.py",
+      "flip = torch.rand(n, generator=g) < 0.5", "flip = torch.rand(n, generator=g) < 0.0",
+      "tests/test_loader.py"),
+    m("loader-resume-restarts-the-epoch", "rir/loader.py",
+      "        for step in range(start_step, len(self)):", "        for step in range(0, len(self)):",
+      "tests/test_loader.py"),
+    m("loader-normalization-without-the-mean", "rir/loader.py",
+      "torch.addcmul(self._shift, x.float(), self._scale)", "x.float() * self._scale",
+      "tests/test_loader.py"),
+    # data
+    m("data-cifar100-coarse-labels", "rir/data.py", 'label_key=b"fine_labels"', 'label_key=b"coarse_labels"',
+      "tests/test_data.py", "-k", "fine_labels"),
+    m("data-prepared-sha256-not-checked", "rir/data.py",
+      "    actual = sha256_file(prepared)\n", "    actual = expected\n",
+      "tests/test_data.py", "-k", "damaged_prepared"),
+    m("data-tarball-md5-not-checked", "rir/data.py",
+      "        actual = md5_file(src.local)\n", "        actual = src.expected_md5\n",
+      "tests/test_data.py", "-k", "bad_tarball or checksum"),
+    # checkpoint
+    m("checkpoint-sidecar-not-checked", "rir/checkpoint.py",
+      "        if _is_intact(path):", "        if True:", "tests/test_checkpoint.py"),
+    m("checkpoint-keeps-only-the-newest", "rir/checkpoint.py", "KEEP = 2", "KEEP = 1",
+      "tests/test_checkpoint.py"),
+    # evaluate and ablation
+    m("evaluate-batchnorm-batch-statistics", "rir/evaluate.py",
+      "    model.eval()\n    device = loader.device", "    device = loader.device",
+      "tests/test_evaluate.py"),
+    m("ablation-one-reading-only", "rir/ablation.py",
+      "for s in STREAMS for r in READINGS]", "for s in STREAMS for r in READINGS[:1]]",
+      "tests/test_evaluate.py", "-k", "ablation"),
+    m("ablation-zeroing-left-in-place", "rir/ablation.py",
+      "        with zero_stream(layer, stream, reading):\n"
+      "            _, accuracy = evaluate_model(model, loader)",
+      "        zero_stream(layer, stream, reading).__enter__()\n"
+      "        _, accuracy = evaluate_model(model, loader)",
+      "tests/test_evaluate.py", "-k", "ablation"),
+    # report: statistics, verdicts, claims
+    m("stats-population-std", "rir/report/stats.py", "/ (n - 1))", "/ n)", "tests/test_report_stats.py"),
+    m("stats-normal-instead-of-t", "rir/report/stats.py",
+      "t_quantile(0.5 + confidence / 2.0, n - 1)", "1.959964", "tests/test_report_stats.py"),
+    m("verdict-without-the-tolerance", "rir/report/aggregate.py",
+      'slack = (cell.get("half_width") or 0.0) + TOLERANCE_PP', 'slack = cell.get("half_width") or 0.0',
+      "tests/test_report_aggregate.py", "-k", "verdict"),
+    m("claims-a-failed-check-is-not-enough-data", "rir/report/claims.py",
+      "    if any(ok is False for _, ok in checks):\n        return FAILS, evidence",
+      "    if any(ok is False for _, ok in checks):\n        return NOT_ENOUGH, evidence",
+      "tests/test_report_aggregate.py", "-k", "claim"),
+    m("claims-comparison-reversed", "rir/report/claims.py",
+      "None if a is None or b is None else a > b", "None if a is None or b is None else a < b",
+      "tests/test_report_aggregate.py", "-k", "claim"),
+    m("claims-stream-contributes-at-any-cost", "rir/report/claims.py",
+      "CONTRIBUTION_PP = 1.0", "CONTRIBUTION_PP = -1.0", "tests/test_report_aggregate.py", "-k", "claim"),
+]
+
+
+def scratch_copy(dest: Path) -> Path:
+    """The working tree's files as a fresh clone would have them (tracked, or new and not ignored)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file() or src.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name, follow_symlinks=False)
+    return dest
+
+
+def plant(mutant: Mutant, repo: Path) -> None:
+    path = repo / mutant.path
+    text = path.read_text()
+    found = text.count(mutant.old)
+    if found != 1:
+        raise SystemExit(f"mutant {mutant.name}: its text occurs {found} times in {mutant.path}, not once; "
+                         "update the mutant to the code")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def run(mutant: Mutant, whole_suite: bool = False) -> tuple[str, float, str]:
+    """(killed | survived | error, seconds, pytest's last lines) for one mutant in a scratch copy."""
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
+        repo = scratch_copy(Path(tmp) / "repo")
+        plant(mutant, repo)
+        # Not PYTEST_ADDOPTS: .ci/run passes its JUnit report through it, which this run must not overwrite.
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}, "PYTHONPATH": str(repo),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        selection = FAST_SUITE if whole_suite else mutant.tests
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *selection]
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return "error", time.monotonic() - started, f"timed out after {TIMEOUT_S} s"
+        seconds = time.monotonic() - started
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        verdict = {0: "survived", 1: "killed"}.get(proc.returncode, "error")
+        return verdict, seconds, tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    parser.add_argument("--all", action="store_true", help="run the whole fast suite against each mutant")
+    parser.add_argument("--list", action="store_true", help="name every mutant and its tests, run nothing")
+    parser.add_argument("--check", action="store_true", help="check every mutant matches the code once")
+    args = parser.parse_args(argv)
+    known = {mu.name: mu for mu in MUTANTS}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        parser.error(f"unknown mutant {unknown[0]!r} (see --list)")
+    chosen = [known[n] for n in args.names] or MUTANTS
+    if args.list:
+        for mu in chosen:
+            print(f"{mu.name:45} {mu.path:26} {' '.join(mu.tests)}")
+        return 0
+    if args.check:
+        for mu in chosen:
+            found = (ROOT / mu.path).read_text().count(mu.old)
+            if found != 1:
+                print(f"mutant {mu.name}: its text occurs {found} times in {mu.path}", file=sys.stderr)
+                return 1
+        print(f"{len(chosen)} mutants match the code")
+        return 0
+    results = []
+    for mu in chosen:
+        verdict, seconds, tail = run(mu, args.all)
+        results.append(verdict)
+        print(f"{verdict:8} {seconds:6.0f} s  {mu.name}", flush=True)
+        if verdict != "killed":
+            print("    " + tail.replace("\n", "\n    "), flush=True)
+    killed = results.count("killed")
+    print(f"{killed}/{len(results)} killed" + ("" if killed == len(results) else
+          f" ({results.count('survived')} survived, {results.count('error')} errors)"))
+    return 0 if killed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
