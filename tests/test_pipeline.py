@@ -63,7 +63,7 @@ def test_changing_one_family_reruns_only_that_family_in_both_tools(snakemade, tm
     assert sorted(w.removeprefix("run=") for w in jobs["evaluate"]) == sorted(new)
     assert set(jobs) == {"train", "evaluate", "tables", "figures", "report", "all"}
 
-    expected = {f"{kind}-smoke-{r}" for r in new for kind in ("train", "evaluate")}
+    expected = {f"{kind}@smoke-{r}" for r in new for kind in ("train", "evaluate")}
     # The report itself reads only the tables and figures, which have not changed yet.
     assert dvc_changed_stages(repo) == expected | {"tables-smoke", "figures-smoke"}
 
