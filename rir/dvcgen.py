@@ -1,4 +1,4 @@
-"""dvc.yaml and its run list, generated from params.yaml: the same runs, `rir` commands and files as Snakemake.
+"""dvc.yaml and its run list, generated from params.yaml: the runs, `rir` commands and files of Snakemake.
 
 dvc.yaml holds one templated stage per kind of per-run or per-dataset work (synth, fetch, fetch-synthetic,
 train, evaluate, ablate), written with DVC's own `foreach` over the run list `RUNS_FILE`, plus one stage per
@@ -14,7 +14,8 @@ report must not depend on. So those few stages list their runs' files themselves
 Stage names: `train@smoke-<run_id>` (`foreach` key `<profile>-<run_id>`), `fetch@paper-cifar10`,
 `report-smoke`; `dvc repro report-smoke` runs the smoke profile. A training stage's params are its run's
 resolved configuration in `RUNS_FILE` (the fingerprint Snakemake reruns a job on), so a changed recipe reruns
-exactly the runs it changes; `dvc metrics show` / `dvc plots show` read the runs' metrics.json and history.csv.
+exactly the runs it changes; `dvc metrics show` / `dvc plots show` read the runs' metrics.json and
+history.csv.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ CODE_EXEMPT = ("rir/__init__.py", "rir/__main__.py", "rir/cli.py", "rir/commands
 
 # Where a run's files are: the same layout as workflow/rules (see README, "Where things land").
 _RUN = "results/${item.profile}/runs/${item.run}"
-_PREPARED = ["data/${item.profile}/${item.dataset}/manifest.json", "data/${item.profile}/${item.dataset}/prepared.npz"]
+_PREPARED = [f"data/${{item.profile}}/${{item.dataset}}/{name}" for name in ("manifest.json", "prepared.npz")]
 
 
 def _block(items: list[str], indent: int) -> str:
@@ -79,7 +80,8 @@ stages:
   synth:  # synthetic profiles: a tarball in the official CIFAR layout, with its md5 sidecar
     foreach: ${{synthetic_datasets}}
     do:
-      cmd: rir synth --dataset ${{item.dataset}} --out data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz
+      cmd: rir synth --dataset ${{item.dataset}}
+        --out data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz
         --n-train ${{item.n_train}} --n-test ${{item.n_test}} --seed ${{item.seed}}
       deps:
 {_block(CODE["synth"], 6)}\
@@ -159,12 +161,13 @@ def _aggregate_stages(params: dict[str, Any], profile: str) -> str:
     code = _block(CODE["report"], 4)
     evaluated = [f"{results}/runs/{r}/{name}" for r in runs for name in ("metrics.json", "eval.json")]
     ablations = [f"{results}/ablation/{r}.csv" for r, run in runs.items() if run.ablate]
+    histories = [f"{results}/runs/{r}/history.csv" for r in runs]
     text = (
         f"  tables-{profile}:\n    cmd: {cmd.format('tables')}\n"
         f"    deps: {_flow(CODE['report'] + evaluated + ablations)}\n"
         f"    params:\n    - families\n    outs:\n    - {results}/tables\n"
         f"  figures-{profile}:\n    cmd: {cmd.format('figures')}\n"
-        f"    deps: {_flow(CODE['report'] + [f'{results}/tables'] + [f'{results}/runs/{r}/history.csv' for r in runs])}\n"
+        f"    deps: {_flow(CODE['report'] + [f'{results}/tables'] + histories)}\n"
         f"    outs:\n    - {reports}/figures\n"
     )
     if extra:  # `dvc repro gridsearch-<profile>`: not a dependency of the report (see README, Pipeline)

@@ -114,8 +114,8 @@ def test_committed_dvc_yaml_is_up_to_date():
 
 
 def test_a_stale_run_list_is_found_too(tmp_path):
-    """dvc.yaml's templates iterate over workflow/dvc-runs.yaml: `rir dvc --check` fails while either is stale,
-    naming the file, and `rir dvc` rewrites it."""
+    """dvc.yaml's templates iterate over workflow/dvc-runs.yaml: `rir dvc --check` fails while either file
+    is stale, naming it, and `rir dvc` rewrites it."""
     from rir.dvcgen import RUNS_FILE
 
     for name in ("params.yaml", "dvc.yaml", RUNS_FILE):
@@ -123,7 +123,8 @@ def test_a_stale_run_list_is_found_too(tmp_path):
         shutil.copy(ROOT / name, tmp_path / name)
     runs = tmp_path / RUNS_FILE
     runs.write_text(runs.read_text().replace("smoke-rir_18__cifar10__s0:", "smoke-rir_18__cifar10__s9:"))
-    cmd = [sys.executable, "-m", "rir", "dvc", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
+    cmd = [sys.executable, "-m", "rir", "dvc", "--params", str(tmp_path / "params.yaml"),
+           "--root", str(tmp_path)]
     proc = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
     assert proc.returncode == 1 and f"{runs} is stale" in proc.stdout, proc.stdout + proc.stderr
     assert subprocess.run(cmd, capture_output=True).returncode == 0
@@ -210,9 +211,9 @@ def test_every_module_a_dvc_stage_imports_is_one_of_its_dependencies(tmp_path):
     """`dvc repro` reruns a stage when a file among its deps changes: so every rir module the stage's command
     imports must be a dep, except the few that cannot change an output (rir.dvcgen.CODE_EXEMPT). Traced by
     running the smoke profile's own dvc.yaml commands, in order, for one ablated run."""
-    from rir.dvcgen import CODE_EXEMPT
-
     from pipeline import dvc_stages
+
+    from rir.dvcgen import CODE_EXEMPT
 
     stages = dvc_stages(ROOT)
     run = next(n.split("ablate@smoke-", 1)[1] for n in stages if n.startswith("ablate@smoke-"))

@@ -1,4 +1,4 @@
-"""`rir dvc`: write dvc.yaml and its run list from params.yaml (or, with --check, fail when either is stale)."""
+"""`rir dvc`: write dvc.yaml and its run list from params.yaml (with --check: fail while either is stale)."""
 
 from __future__ import annotations
 
