@@ -64,3 +64,15 @@ def dvc_changed_stages(repo: Path) -> set[str]:
     """Stages `dvc status` reports as changed: the smoke report and everything upstream of it."""
     proc = sh(repo, "dvc", "status", "--with-deps", "report-smoke")
     return set(re.findall(r"^(\S+):\s*$", proc.stdout, flags=re.M))
+
+
+def dvc_stages(repo: Path) -> dict[str, dict]:
+    """dvc.yaml's stages as DVC itself resolves them (its `foreach` templates expanded over the run list):
+    {name: {"cmd": ..., "deps": [paths]}}, params files left out of deps."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        return {stage.name: {"cmd": " ".join(stage.cmd.split()),
+                             "deps": [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)]}
+                for stage in dvc.index.stages}

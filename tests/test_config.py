@@ -54,7 +54,7 @@ def test_a_setting_equal_to_the_default_names_the_same_run(params):
 
 def test_profile_overrides_merge_deeply(params):
     smoke = resolve_profile(params, "smoke")
-    assert smoke["recipe"]["epochs"] == 2
+    assert smoke["recipe"]["epochs"] == params["profiles"]["smoke"]["recipe"]["epochs"] != params["recipe"]["epochs"]
     assert smoke["recipe"]["momentum"] == params["recipe"]["momentum"]  # kept from the base
     assert smoke["families"]["table3"]["models"] == params["families"]["table3"]["models"]
     run = next(iter(expand_runs(params, "smoke").values()))
@@ -113,6 +113,32 @@ def test_committed_dvc_yaml_is_up_to_date():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_a_stale_run_list_is_found_too(tmp_path):
+    """dvc.yaml's templates iterate over workflow/dvc-runs.yaml: `rir dvc --check` fails while either file
+    is stale, naming it, and `rir dvc` rewrites it."""
+    from rir.dvcgen import RUNS_FILE
+
+    for name in ("params.yaml", "dvc.yaml", RUNS_FILE):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    runs = tmp_path / RUNS_FILE
+    runs.write_text(runs.read_text().replace("smoke-rir_18__cifar10__s0:", "smoke-rir_18__cifar10__s9:"))
+    cmd = [sys.executable, "-m", "rir", "dvc", "--params", str(tmp_path / "params.yaml"),
+           "--root", str(tmp_path)]
+    proc = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 1 and f"{runs} is stale" in proc.stdout, proc.stdout + proc.stderr
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert (tmp_path / RUNS_FILE).read_text() == (ROOT / RUNS_FILE).read_text()
+
+
+def test_dvc_yaml_is_short_with_one_template_per_kind():
+    text = (ROOT / "dvc.yaml").read_text()
+    stages = yaml.safe_load(text)["stages"]
+    assert text.count("\n") < 200
+    assert {n for n, s in stages.items() if "foreach" in s} == {
+        "synth", "fetch", "fetch-synthetic", "train", "evaluate", "ablate"}
+
+
 def _snakemake_commands(profile):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "--printshellcmds", "--forceall",
@@ -130,9 +156,10 @@ def _snakemake_commands(profile):
 def test_snakemake_and_dvc_run_the_same_commands(params, profile):
     """The two DAGs hold the same runs, the optional grid search included: every `rir` command of one is a
     command of the other."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    dvc_commands = sorted(stage["cmd"] for name, stage in stages.items()
-                          if name.endswith(f"-{profile}") or f"-{profile}-" in name)
+    from pipeline import dvc_stages
+
+    dvc_commands = sorted(stage["cmd"] for name, stage in dvc_stages(ROOT).items()
+                          if name.endswith(f"-{profile}") or f"@{profile}-" in name)
     assert any(" gridsearch " in c for c in dvc_commands) and any("holdout" in c for c in dvc_commands)
     assert _snakemake_commands(profile) == dvc_commands
 
@@ -184,13 +211,15 @@ def test_every_module_a_dvc_stage_imports_is_one_of_its_dependencies(tmp_path):
     """`dvc repro` reruns a stage when a file among its deps changes: so every rir module the stage's command
     imports must be a dep, except the few that cannot change an output (rir.dvcgen.CODE_EXEMPT). Traced by
     running the smoke profile's own dvc.yaml commands, in order, for one ablated run."""
+    from pipeline import dvc_stages
+
     from rir.dvcgen import CODE_EXEMPT
 
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    run = next(n.split("ablate-smoke-", 1)[1] for n in stages if n.startswith("ablate-smoke-"))
-    dataset = stages[f"train-smoke-{run}"]["deps"][0].split("/")[2]
-    names = [f"synth-smoke-{dataset}", f"fetch-smoke-{dataset}", f"train-smoke-{run}",
-             f"evaluate-smoke-{run}", f"ablate-smoke-{run}", "tables-smoke", "figures-smoke", "report-smoke"]
+    stages = dvc_stages(ROOT)
+    run = next(n.split("ablate@smoke-", 1)[1] for n in stages if n.startswith("ablate@smoke-"))
+    dataset = stages[f"train@smoke-{run}"]["deps"][0].split("/")[2]
+    names = [f"synth@smoke-{dataset}", f"fetch-synthetic@smoke-{dataset}", f"train@smoke-{run}",
+             f"evaluate@smoke-{run}", f"ablate@smoke-{run}", "tables-smoke", "figures-smoke", "report-smoke"]
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "trace.py").write_text(TRACE)
     missing = {}
