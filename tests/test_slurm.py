@@ -389,10 +389,10 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     assert len(timed_out) == 1, log[-8000:]
     record = show_job(timed_out[0])
     assert record["JobState"] == "TIMEOUT" and record["TimeLimit"] == "00:01:00", record
-    # SIGTERM at the limit, ignored by the paused run; SIGKILL after KillWait ended the job (exit 0:9).
-    assert record["ExitCode"] == "0:9", record
-    slurm_log = resumable / ".snakemake/slurm_logs/rule_train" / RUN / f"{timed_out[0]}.log"
-    assert f"JOB {timed_out[0]} ON" in slurm_log.read_text() and "DUE TO TIME LIMIT" in slurm_log.read_text()
+    # SIGTERM at the limit, ignored by the paused run; SLURM's SIGKILL after KillWait ended its task.
+    slurm_log = (resumable / ".snakemake/slurm_logs/rule_train" / RUN / f"{timed_out[0]}.log").read_text()
+    assert f"STEP {timed_out[0]}.0 ON" in slurm_log and "DUE TO TIME LIMIT" in slurm_log, slurm_log
+    assert "task 0: Killed" in slurm_log, slurm_log
     # No SIGTERM checkpoint (ckpt-e0001-s000001) was written: the second attempt resumed from epoch 1's.
     state = resumable / "results/smoke/state" / RUN
     assert sorted(p.name for p in state.glob("*.pt")) == ["ckpt-e0001-s000000.pt", "ckpt-e0002-s000000.pt"]
@@ -440,6 +440,21 @@ def argv(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
 
 
+def alive(pid: int) -> bool:
+    """A running process (a zombie has closed its files, and with them its lock)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def assert_trainer_holds_a_slot(flag: Path, lock_dir: Path) -> None:
+    """The run that paused last (WAIT writes its pid after its first training step) holds a slot's lock."""
+    pid = paused_pid(flag)
+    if pid is not None:
+        held = held_slots(lock_dir)
+        assert pid in held.values() or not alive(pid), f"pid {pid} trains without a slot of its own: {held}"
+
+
 @pytest.mark.slow
 def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_slot_at_once(
     slurm, uninterrupted, tmp_path
@@ -460,6 +475,7 @@ def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_s
 
     try:
         def four_held_one_waiting():
+            assert_trainer_holds_a_slot(flag, locks)
             held, waiting = held_slots(locks), [r for r in SHARING if "for a free GPU slot" in train_log(r)]
             return (held, waiting) if len(held) == 4 and len(waiting) == 1 else None
 
@@ -487,6 +503,7 @@ def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_s
         # Release every paused run (the retried one too, once it has a slot) until the workflow ends.
         deadline = time.monotonic() + WORKFLOW_TIMEOUT_S
         while workflow.poll() is None and time.monotonic() < deadline:
+            assert_trainer_holds_a_slot(flag, locks)
             flag.unlink(missing_ok=True)
             time.sleep(0.1)
         assert workflow.wait(timeout=1) == 0, log.read_text()[-8000:]
