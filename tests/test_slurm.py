@@ -238,6 +238,11 @@ def stop_workflow(workflow: subprocess.Popen, workdir: Path) -> None:
     jobs = [line.split()[0] for line in queue.splitlines() if str(workdir) in line]
     if jobs:
         subprocess.run(["scancel", *jobs], capture_output=True)
+    # A paused run ignores scancel's SIGTERM, and proctrack/linuxproc may lose a process whose parent died.
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(workdir):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def wait_for(condition, what: str, log: Path, *workflows: subprocess.Popen):
