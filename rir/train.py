@@ -39,13 +39,15 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun 
 # sends itself that signal, and "WAIT@N" writes its pid to the file named by RIR_FAULT_FLAG and blocks until
 # that file is removed. WAIT lets a test act at a known step (signal the run, preempt its SLURM job) by
 # waiting on an event, the flag file, instead of on time; a SIGTERM received while paused is handled at the
-# step boundary once released, exactly as in a running loop. RIR_FAULT_RUN=<name> limits the fault to the run
+# step boundary once released, exactly as in a running loop. "HOLD@N" writes the flag the same way but blocks
+# until a SIGTERM arrives, whoever sends it (SLURM's preemption): the signal then always lands at step N,
+# never in a last step that would let the run finish first. RIR_FAULT_RUN=<name> limits the fault to the run
 # whose output folder has that name: under Snakemake every job inherits the environment, and a test that
 # pauses one run of a pipeline must leave the others running.
 FAULT_ENV = "RIR_FAULT_INJECT"
 FAULT_FLAG_ENV = "RIR_FAULT_FLAG"
 FAULT_RUN_ENV = "RIR_FAULT_RUN"
-FAULT_ACTIONS = ("KILL", "TERM", "WAIT")
+FAULT_ACTIONS = ("KILL", "TERM", "WAIT", "HOLD")
 # Evaluation has no gradients to keep, so it takes batches 4x the paper's training batch: fewer launches.
 EVAL_BATCH_SIZE = 2000
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
@@ -83,18 +85,18 @@ def _fault_injection(out_dir: Path) -> tuple[str, int] | None:
     if action not in FAULT_ACTIONS or not step.isdigit() or int(step) < 1:
         raise UserError(f"{FAULT_ENV}={spec!r}: expected ACTION@STEP with ACTION one of "
                         f"{', '.join(FAULT_ACTIONS)} and STEP a positive integer")
-    if action == "WAIT" and not os.environ.get(FAULT_FLAG_ENV):
+    if action in ("WAIT", "HOLD") and not os.environ.get(FAULT_FLAG_ENV):
         raise UserError(f"{FAULT_ENV}={spec!r} needs {FAULT_FLAG_ENV}, the flag file to wait on")
     return action, int(step)
 
 
-def _inject_fault(action: str) -> None:
-    if action == "WAIT":
+def _inject_fault(action: str, stop: _StopFlag) -> None:
+    if action in ("WAIT", "HOLD"):
         from rir.io import atomic_write_text
 
         flag = Path(os.environ[FAULT_FLAG_ENV])
         atomic_write_text(flag, f"{os.getpid()}\n")
-        while flag.exists():
+        while flag.exists() if action == "WAIT" else not stop.set:
             time.sleep(0.02)
     else:
         os.kill(os.getpid(), signal.Signals[f"SIG{action}"])
@@ -203,7 +205,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
                 if bar is not None:
                     bar.update(1)
                 if fault is not None and steps_done == fault[1]:
-                    _inject_fault(fault[0])
+                    _inject_fault(fault[0], stop)
                 if stop.set and step < len(loader):
                     # Preempted in mid-epoch: save the partial epoch so the rerun continues at the next step.
                     seconds = partial["seconds"] + time.perf_counter() - t0

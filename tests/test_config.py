@@ -54,7 +54,8 @@ def test_a_setting_equal_to_the_default_names_the_same_run(params):
 
 def test_profile_overrides_merge_deeply(params):
     smoke = resolve_profile(params, "smoke")
-    assert smoke["recipe"]["epochs"] == params["profiles"]["smoke"]["recipe"]["epochs"] != params["recipe"]["epochs"]
+    smoke_epochs = params["profiles"]["smoke"]["recipe"]["epochs"]
+    assert smoke["recipe"]["epochs"] == smoke_epochs != params["recipe"]["epochs"]
     assert smoke["recipe"]["momentum"] == params["recipe"]["momentum"]  # kept from the base
     assert smoke["families"]["table3"]["models"] == params["families"]["table3"]["models"]
     run = next(iter(expand_runs(params, "smoke").values()))

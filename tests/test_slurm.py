@@ -3,18 +3,30 @@
 The `slurm` fixture starts (or finds) the cluster with two stand-in GPUs declared as generic resources, so
 the workflow's `gpu=1` jobs go through the same `sbatch --gpus=1` path as on a GPU cluster. The tests skip,
 saying why, where Debian's slurm-wlm and munge are not installed or the tests do not run as root.
-"""
 
+The fault tests meet SLURM's own mechanisms, not stand-ins for them (docs/cluster.md, "Faults"): a job of the
+`high` partition preempts a training job of `low` (preempt/partition_prio, PreemptMode=REQUEUE), a one-minute
+`runtime` runs out (TIMEOUT, SIGTERM then SIGKILL after KillWait), and runs share stand-in GPUs through
+`rir train`'s own slots. They wait on events (a flag file a paused run writes, lock files, job states), never
+on a guessed time: `RIR_FAULT_INJECT` (rir/train.py) pauses a run at a known step, after its first checkpoint.
+"""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from rir.gpu import FAKE_COUNT, LOCK_DIR, RUNS_PER_GPU
+from rir.train import FAULT_ENV, FAULT_FLAG_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM_UP = REPO / ".ci" / "slurm-up"
@@ -23,6 +35,7 @@ FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 # Only a hung cluster or workflow reaches these limits; they measure nothing.
 JOB_TIMEOUT_S = 180
 WORKFLOW_TIMEOUT_S = 1800
+SLURMCTLD_LOG = Path("/var/log/slurm/slurmctld.log")  # where .ci/slurm-up points it
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +194,330 @@ def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
         text=True,
     )
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+# --- Faults as SLURM delivers them ------------------------------------------------------------------------
+
+RUN = "resnet_18__cifar10__s0"
+STEPS_PER_EPOCH = 4  # the smoke profile: 512 images in batches of 128, 2 epochs
+# The first step of epoch 2: a run paused there has written its epoch-1 checkpoint and has steps left to lose.
+AFTER_FIRST_CHECKPOINT = STEPS_PER_EPOCH + 1
+# Fields of metrics.json that measure the machine or the clock, not the run; everything else must be equal.
+CLOCK = {"wall_seconds", "train_seconds", "peak_memory_bytes"}
+
+
+def metrics_target(run: str) -> str:
+    return f"results/smoke/runs/{run}/metrics.json"
+
+
+def train_resources(*extra: str) -> list[str]:
+    """`--set-resources` for the train rule: a command-line value replaces the profile's whole entry, so
+    runtime and memory are restated (small ones: several runs share this machine's memory)."""
+    given = {item.split("=", 1)[0] for item in extra}
+    defaults = [f"{key}={value}" for key, value in (("runtime", 10), ("mem_mb", 1500)) if key not in given]
+    return ["--set-resources", *(f"train:{item}" for item in (*defaults, *extra))]
+
+
+def start_workflow(workdir: Path, log: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
+    """The SLURM profile's Snakemake in its own session; `env` reaches every job (sbatch exports it)."""
+    environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
+             *FAST_POLLING, *args],
+            cwd=workdir, env={**environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def stop_workflow(workflow: subprocess.Popen, workdir: Path) -> None:
+    """After a failed test: end Snakemake and cancel the SLURM jobs it left working in `workdir`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(workflow.pid, signal.SIGKILL)
+    workflow.wait()
+    queue = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True).stdout
+    jobs = [line.split()[0] for line in queue.splitlines() if str(workdir) in line]
+    if jobs:
+        subprocess.run(["scancel", *jobs], capture_output=True)
+    # A paused run ignores scancel's SIGTERM, and proctrack/linuxproc may lose a process whose parent died.
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(workdir):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def wait_for(condition, what: str, log: Path, *workflows: subprocess.Popen):
+    """Poll `condition` until it returns something true; fail at once if a workflow ends first."""
+    deadline = time.monotonic() + WORKFLOW_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        for workflow in workflows:
+            if workflow.poll() is not None:
+                pytest.fail(f"the workflow ended (exit {workflow.returncode}) before {what}\n"
+                            f"{log.read_text()[-6000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not happen within {WORKFLOW_TIMEOUT_S} s\n{log.read_text()[-6000:]}")
+
+
+def paused_pid(flag: Path) -> int | None:
+    """The pid a run paused by RIR_FAULT_INJECT wrote to its flag file (written atomically), else None."""
+    with contextlib.suppress(FileNotFoundError):
+        return int(flag.read_text())
+    return None
+
+
+def slurm_job_of(pid: int) -> str:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(item.split("=", 1) for item in environ if "=" in item)["SLURM_JOB_ID"]
+
+
+def show_job(job_id: str) -> dict[str, str]:
+    """SLURM's record of a job (`scontrol show job`) as {field: value}."""
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", out))
+
+
+def sbatch(*args: str) -> str:
+    out = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, check=True).stdout
+    return out.strip().split(";")[0]
+
+
+def started(controller_log: str, job: str, after: int) -> int:
+    """Where slurmctld's log records `job` starting after position `after` (main scheduler or backfill)."""
+    found = re.compile(rf"(?:Allocate|Started) JobId={job} ").search(controller_log, after)
+    assert found, f"JobId={job} did not start again:\n{controller_log[after:]}"
+    return found.start()
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    """model.pt byte for byte, metrics.json field for field (the clock's fields aside)."""
+    assert (run_dir / "model.pt").read_bytes() == (reference / "model.pt").read_bytes()
+    metrics, expected = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, reference))
+    assert {k: v for k, v in metrics.items() if k not in CLOCK} == {
+        k: v for k, v in expected.items() if k not in CLOCK}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """A copy of the repository in which the same workflow trained RUN on this machine, without SLURM or
+    any fault: the reference run, and the prepared smoke data the fault tests start from."""
+    repo = tmp_path_factory.mktemp("uninterrupted")
+    copy_tracked_files(repo)
+    environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", metrics_target(RUN), "--config",
+                           "profile=smoke"], cwd=repo, env=environ, capture_output=True, text=True,
+                          timeout=WORKFLOW_TIMEOUT_S)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    return repo
+
+
+def workflow_copy(dest: Path, uninterrupted: Path) -> Path:
+    """A fresh copy of the repository with the smoke data already prepared (mtimes kept, so Snakemake sees
+    it up to date): only training jobs go to SLURM, and each test saves two jobs' worth of polling."""
+    dest.mkdir(exist_ok=True)
+    copy_tracked_files(dest)
+    shutil.copytree(uninterrupted / "data", dest / "data")
+    return dest
+
+
+@pytest.mark.slow
+def test_preemption_by_a_high_priority_job_requeues_the_run_and_it_resumes_bit_identical(
+    slurm, uninterrupted, tmp_path
+):
+    workflow_copy(tmp_path, uninterrupted)
+    flag, log = tmp_path / "held", tmp_path / "snakemake.log"
+    state = tmp_path / "results/smoke/state" / RUN
+    # HOLD: the run pauses after its epoch-1 checkpoint until a SIGTERM arrives, so the preemption's signal
+    # lands at a known step and never in a last step that would let the run finish first.
+    workflow = start_workflow(tmp_path, log, metrics_target(RUN), *train_resources("slurm_partition=low"),
+                              "--config", "profile=smoke",
+                              env={FAULT_ENV: f"HOLD@{AFTER_FIRST_CHECKPOINT}", FAULT_FLAG_ENV: str(flag)})
+    try:
+        pid = wait_for(lambda: paused_pid(flag), "the run's pause in epoch 2", log, workflow)
+        job = slurm_job_of(pid)
+        assert (state / "ckpt-e0001-s000000.pt").is_file()
+        assert show_job(job)["Partition"] == "low"
+        # A job that needs both of the node's GPUs, in the partition of higher PriorityTier: SLURM preempts.
+        high = sbatch("-p", "high", "--gpus=2", "--mem=100", "-D", str(tmp_path), "-o", "high.out", "--wrap",
+                      "echo the high priority job ran")
+        assert workflow.wait(timeout=WORKFLOW_TIMEOUT_S) == 0, log.read_text()[-8000:]
+    finally:
+        if workflow.poll() != 0:
+            stop_workflow(workflow, tmp_path)
+    # SLURM's records: one job, started twice (requeued, not resubmitted by Snakemake), the high priority
+    # job allocated the node the moment the run's job was requeued, and before the run's job started again.
+    record = show_job(job)
+    assert record["JobState"] == "COMPLETED" and record["Restarts"] == "1", record
+    assert "submitted with SLURM jobid" in log.read_text() and log.read_text().count(
+        "submitted with SLURM jobid") == 1, log.read_text()[-6000:]  # prepared data: the train job alone
+    assert wait_for_job(high) == "COMPLETED"
+    assert (tmp_path / "high.out").read_text() == "the high priority job ran\n"
+    controller = SLURMCTLD_LOG.read_text()
+    requeued = controller.index(f"Requeuing JobId={job}\n")
+    assert started(controller, high, requeued) < started(controller, job, requeued), controller[requeued:]
+    # The requeued job resumed from the checkpoint the SIGTERM wrote at the paused step (epoch 2, step 1).
+    train_log = (tmp_path / "logs/smoke/train" / f"{RUN}.log").read_text()
+    assert f"resuming from results/smoke/state/{RUN} at epoch 2, step 1" in train_log, train_log
+    assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
+
+
+TIMEOUT_MESSAGE = re.compile(r"SLURM-job '(\d+)' failed, SLURM status is: 'TIMEOUT'")
+
+
+@pytest.mark.slow
+def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress_stops(
+    slurm, uninterrupted, tmp_path
+):
+    """Two workflows at once (a time limit costs a minute or more each): one that can resume, one that
+    cannot, each with a one-minute `runtime`, SLURM's smallest."""
+    resumable, stuck = tmp_path / "resumable", tmp_path / "stuck"
+    workflows = {}
+    for repo, pause_at, retries in ((resumable, AFTER_FIRST_CHECKPOINT, ()), (stuck, 1, ("--retries", "1"))):
+        workflow_copy(repo, uninterrupted)
+        # WAIT with a flag nobody removes: the run ignores SIGTERM until SLURM's SIGKILL, after KillWait.
+        workflows[repo] = start_workflow(
+            repo, repo / "snakemake.log", metrics_target(RUN), *retries, *train_resources("runtime=1"),
+            "--config", "profile=smoke",
+            env={FAULT_ENV: f"WAIT@{pause_at}", FAULT_FLAG_ENV: str(repo / "paused")})
+    try:
+        codes = {repo: workflow.wait(timeout=WORKFLOW_TIMEOUT_S) for repo, workflow in workflows.items()}
+    finally:
+        for repo, workflow in workflows.items():
+            if workflow.poll() is None:
+                stop_workflow(workflow, repo)
+
+    # Resumable: killed at its limit in epoch 2, resubmitted once by Snakemake's retries, resumed, identical.
+    log = (resumable / "snakemake.log").read_text()
+    assert codes[resumable] == 0, log[-8000:]
+    timed_out = TIMEOUT_MESSAGE.findall(log)
+    assert len(timed_out) == 1, log[-8000:]
+    record = show_job(timed_out[0])
+    assert record["JobState"] == "TIMEOUT" and record["TimeLimit"] == "00:01:00", record
+    # SIGTERM at the limit: the step's tasks (the job's Snakemake, its shell, rir train) get it.
+    slurm_log = (resumable / ".snakemake/slurm_logs/rule_train" / RUN / f"{timed_out[0]}.log").read_text()
+    assert f"STEP {timed_out[0]}.0 ON" in slurm_log and "DUE TO TIME LIMIT" in slurm_log, slurm_log
+    # The paused run never leaves its pause by itself and wrote no SIGTERM checkpoint (ckpt-e0001-s000001):
+    # SLURM's SIGKILL, KillWait after the SIGTERM, ended it. The second attempt resumed from epoch 1's.
+    state = resumable / "results/smoke/state" / RUN
+    assert sorted(p.name for p in state.glob("*.pt")) == ["ckpt-e0001-s000000.pt", "ckpt-e0002-s000000.pt"]
+    train_log = (resumable / "logs/smoke/train" / f"{RUN}.log").read_text()
+    assert f"resuming from results/smoke/state/{RUN} at epoch 2, step 0" in train_log, train_log
+    assert_same_run(resumable / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
+
+    # Stuck: no checkpoint in either attempt; after the one retry Snakemake stops, naming the timeout.
+    log = (stuck / "snakemake.log").read_text()
+    assert codes[stuck] != 0, log[-8000:]
+    timed_out = TIMEOUT_MESSAGE.findall(log)
+    assert len(timed_out) == 2 and len(set(timed_out)) == 2, log[-8000:]
+    assert all(show_job(job)["JobState"] == "TIMEOUT" for job in timed_out)
+    assert "Error in rule train" in log and "Exiting because a job execution failed" in log, log[-8000:]
+    assert not list((stuck / "results/smoke/state").glob(f"{RUN}/*.pt"))
+    assert not (stuck / metrics_target(RUN)).exists()
+
+
+# Five runs for four slots (two stand-in GPUs x runs_per_gpu 2): four train at once, the fifth waits.
+SHARING = ["cnn_18__cifar10__s0", "resnet_init_18__cifar10__s0", "resnet_18__cifar10__s0",
+           "rir_18__cifar10__s0", "all_cnn_c__cifar10__s0"]
+SLOTS = [f"gpu{gpu}-slot{slot}.lock" for slot in range(2) for gpu in range(2)]  # rir.gpu's names
+
+
+def held_slots(lock_dir: Path) -> dict[str, int]:
+    """{slot lock file: pid} for every slot whose flock is held, as the kernel reports it (/proc/locks)."""
+    files = {}
+    for path in lock_dir.glob("*.lock"):
+        st = path.stat()
+        files[f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"] = path.name
+    held = {}
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"
+        if fields[1] == "FLOCK" and fields[5] in files:
+            held[files[fields[5]]] = int(fields[4])
+    return held
+
+
+def holder(lock: Path) -> str:
+    """The run a slot's lock file names (rir.gpu writes `<run> pid=... host=... since=...`)."""
+    return lock.read_text().split()[0]
+
+
+def argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def alive(pid: int) -> bool:
+    """A running process (a zombie has closed its files, and with them its lock)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def assert_trainer_holds_a_slot(flag: Path, lock_dir: Path) -> None:
+    """The run that paused last (WAIT writes its pid after its first training step) holds a slot's lock."""
+    pid = paused_pid(flag)
+    if pid is not None:
+        held = held_slots(lock_dir)
+        assert pid in held.values() or not alive(pid), f"pid {pid} trains without a slot of its own: {held}"
+
+
+@pytest.mark.slow
+def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_slot_at_once(
+    slurm, uninterrupted, tmp_path
+):
+    """runs_per_gpu 2 under SLURM: the train jobs ask SLURM for no GPU (gpu=0) and `rir train` leases a slot
+    of the node's GPUs itself, as on a node whose GPUs SLURM does not manage (docs/cluster.md: with `--gpus`
+    SLURM grants each job a whole GPU and sharing is SLURM's, through gres/shard)."""
+    repo = workflow_copy(tmp_path / "repo", uninterrupted)
+    locks, flag, log = tmp_path / "locks", tmp_path / "paused", tmp_path / "snakemake.log"
+    workflow = start_workflow(
+        repo, log, *map(metrics_target, SHARING), *train_resources("gpu=0", "mem_mb=1000"), "--config",
+        "profile=smoke", env={FAKE_COUNT: "2", RUNS_PER_GPU: "2", LOCK_DIR: str(locks), FAULT_ENV: "WAIT@1",
+                              FAULT_FLAG_ENV: str(flag)})
+
+    def train_log(run: str) -> str:
+        path = repo / "logs/smoke/train" / f"{run}.log"
+        return path.read_text() if path.exists() else ""
+
+    try:
+        def four_held_one_waiting():
+            assert_trainer_holds_a_slot(flag, locks)
+            held, waiting = held_slots(locks), [r for r in SHARING if "for a free GPU slot" in train_log(r)]
+            return (held, waiting) if len(held) == 4 and len(waiting) == 1 else None
+
+        held, (waiting,) = wait_for(four_held_one_waiting, "four runs holding slots and a fifth waiting", log,
+                                    workflow)
+        # Four slots, four processes, each the `rir train` of the run its lock file names, each a SLURM job.
+        assert sorted(held) == sorted(SLOTS) and len(set(held.values())) == 4, held
+        runs = {slot: holder(locks / slot) for slot in held}
+        assert sorted([*runs.values(), waiting]) == sorted(SHARING)
+        for slot, pid in held.items():
+            assert argv(pid)[argv(pid).index("--run") + 1] == runs[slot]
+        assert len({slurm_job_of(pid) for pid in held.values()}) == 4
+
+        victim_slot = SLOTS[0]
+        victim = held[victim_slot]
+        os.kill(victim, signal.SIGKILL)
+        now = wait_for(lambda: (h := held_slots(locks)).get(victim_slot) not in (None, victim) and h,
+                       "the freed slot taken by the waiting run", log, workflow)
+        # The waiting run took exactly the killed run's slot; the other three slots never changed hands.
+        assert holder(locks / victim_slot) == waiting
+        assert argv(now[victim_slot])[argv(now[victim_slot]).index("--run") + 1] == waiting
+        assert {s: p for s, p in now.items() if s != victim_slot} == {
+            s: p for s, p in held.items() if s != victim_slot}
+
+        # Release every paused run (the retried one too, once it has a slot) until the workflow ends.
+        deadline = time.monotonic() + WORKFLOW_TIMEOUT_S
+        while workflow.poll() is None and time.monotonic() < deadline:
+            assert_trainer_holds_a_slot(flag, locks)
+            flag.unlink(missing_ok=True)
+            time.sleep(0.1)
+        assert workflow.wait(timeout=1) == 0, log.read_text()[-8000:]
+    finally:
+        if workflow.poll() != 0:
+            stop_workflow(workflow, repo)
+    text = log.read_text()
+    killed = runs[victim_slot]
+    assert text.count("Error in rule train") == 1 and f"run={killed}" in text  # the SIGKILL, retried once
+    for run in SHARING:
+        assert (repo / metrics_target(run)).is_file(), run
+    assert held_slots(locks) == {}  # every slot free again, nothing to clean up

@@ -2,12 +2,16 @@
 
 Exit codes: 0 done; 2 bad input (one line on stderr); 3 the loss became NaN/inf (0 with --allow-diverged:
 the run is then a reported result, status "diverged" in metrics.json); 75 (EX_TEMPFAIL) preempted by SIGTERM
-after writing a checkpoint: rerun the same command to continue.
+after writing a checkpoint: rerun the same command to continue. Inside a SLURM job that SLURM is preempting,
+the run also asks SLURM to requeue the job (`_requeue_if_preempted`), so the same job resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 
 from rir.errors import UserError
 
@@ -97,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
         print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "
-              "written, run the same command again to resume")
+              "written, run the same command again to resume", flush=True)
+        job = _requeue_if_preempted()
+        if job:
+            print(f"SLURM is preempting job {job}: requeued it, it resumes from the checkpoint", flush=True)
         return EXIT_PREEMPTED
     if metrics["status"] == "diverged":
         print(f"diverged: the training loss became NaN/inf in epoch {metrics['diverged_epoch']}")
@@ -105,3 +112,30 @@ def run(args: argparse.Namespace) -> int:
     print(f"test accuracy {metrics['test_accuracy']:.2f}% ({metrics['eval_split']}), "
           f"{'synthetic' if metrics['synthetic'] else 'real'} {metrics['dataset']}, written to {args.out}")
     return 0
+
+
+def _requeue_if_preempted() -> str | None:
+    """`scontrol requeue` this SLURM job if the SIGTERM came from SLURM preempting it; returns the job id.
+
+    Under PreemptMode=REQUEUE, SLURM requeues a preempted job that is still running when its GraceTime ends.
+    This run has checkpointed and ends at once, well inside the grace, and SLURM 22.05 (Debian 12's) then
+    records the job FAILED instead of requeueing it: the workflow's retries would be spent on preemptions.
+    So a job whose record shows a PreemptTime requeues itself, as PyTorch Lightning's and submitit's
+    checkpointing jobs do. SLURM holds the requeued job for AuthInfo's cred_expire (120 s by default) before
+    it may start again; Snakemake simply keeps polling. A time limit or an `scancel` sets no PreemptTime and
+    is left to SLURM and to Snakemake's bounded retries, so a run that never progresses cannot loop.
+    A job submitted with --no-requeue (Requeue=0) is left alone, and any failure here changes nothing: the
+    checkpoint is written and exit 75 stands.
+    """
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or shutil.which("scontrol") is None:
+        return None
+    try:
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30)
+        record = dict(item.split("=", 1) for item in shown.stdout.split() if "=" in item)
+        if record.get("PreemptTime", "None") in ("None", "Unknown") or record.get("Requeue") != "1":
+            return None
+        requeued = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return job if requeued.returncode == 0 else None
