@@ -103,6 +103,8 @@ def _profile_stages(params: dict[str, Any], profile: str) -> dict[str, Any]:
     resolved = resolve_profile(params, profile)
     runs = expand_runs(params, profile)
     extra = expand_runs(params, profile, optional=True)
+    grid = expand_runs(params, profile, optional=True, family="gridsearch")
+    readings = expand_runs(params, profile, optional=True, family="readings")
     data, results, reports = f"data/{profile}", f"results/{profile}", f"reports/{profile}"
     stages: dict[str, Any] = {}
     for dataset in sorted({r.dataset for r in {**runs, **extra}.values()}):
@@ -144,12 +146,15 @@ def _profile_stages(params: dict[str, Any], profile: str) -> dict[str, Any]:
         "deps": [f"{results}/tables"] + [f"{results}/runs/{r}/history.csv" for r in runs] + CODE["report"],
         "outs": [f"{reports}/figures"],
     }
-    if extra:  # `dvc repro gridsearch-<profile>`: not a dependency of the report (see README, Pipeline)
-        stages[f"gridsearch-{profile}"] = {
-            "cmd": report_cmd.format(stage="gridsearch"),
-            "deps": [f"{results}/runs/{r}/metrics.json" for r in extra] + CODE["report"],
-            "outs": [f"{results}/gridsearch"],
-        }
+    # `dvc repro gridsearch-<profile>` / `readings-<profile>`: not dependencies of the report (see README,
+    # Pipeline); the report shows each summary once it exists.
+    for name, family_runs in (("gridsearch", grid), ("readings", readings)):
+        if family_runs:
+            stages[f"{name}-{profile}"] = {
+                "cmd": report_cmd.format(stage=name),
+                "deps": [f"{results}/runs/{r}/metrics.json" for r in family_runs] + CODE["report"],
+                "outs": [f"{results}/{name}"],
+            }
     stages[f"report-{profile}"] = {
         "cmd": report_cmd.format(stage="html"),
         "deps": [f"{results}/tables", f"{reports}/figures"] + CODE["report"],
