@@ -235,3 +235,15 @@ def test_readings_family_trains_every_reading_and_shares_table_3_runs():
     smoke = {k: r for k, r in expand_runs(params, "smoke", optional=True).items() if "readings" in r.families}
     new = set(smoke) - set(expand_runs(params, "smoke"))
     assert 1 <= len(new) <= 2  # the smoke slice adds one or two tiny runs
+
+
+def test_rir_plan_prices_the_readings_family_beyond_the_30_percent_of_the_default_target():
+    """Why `readings` is optional (params.yaml): its 30 new wide runs add over 30 % to the paper profile."""
+    from rir.plan import _h100_estimate, format_plan
+
+    h100 = _h100_estimate(load_params(ROOT / "params.yaml"), "paper")
+    readings = h100["optional"]["readings"]
+    assert readings["new_runs"] == (len(READINGS) - 3) * 2 * 3 and readings["percent_of_default"] > 30
+    text = format_plan({"runs": [], "total_device_hours": 0.0, "throughput_from": "-", "profile": "paper",
+                        "data": "real", "h100_estimate": h100})
+    assert f"optional family readings (`snakemake readings`): {readings['new_runs']} runs" in text
