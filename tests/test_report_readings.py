@@ -90,3 +90,4 @@ def test_readings_table_in_headless_chromium(paper_results, capsys):
     section = section[:section.index("</section>")]
     assert "Readings of RiR" in section and section.count("<tr") == 1 + len(READINGS)
     assert "94.99" in section and "77.1" in section and "rir_18_wide_nutszebra" in section
+    assert "95.00 ± 2.48 (3/3)" in section and "+0.01" in section and "+0.40" in section  # distances
