@@ -47,14 +47,22 @@ rule gridsearch:
         GRIDSEARCH_SUMMARY,
 
 
+rule readings:
+    # Optional: every public reading of the wide RiR, trained side by side (params.yaml optional_families),
+    # summarized into results/<profile>/readings/ (rule readings_summary); the report then shows the table.
+    input:
+        READINGS_SUMMARY,
+
+
 onsuccess:
     # Record what Snakemake produced in DVC's lock and cache, so `dvc repro` finds nothing to redo
-    # (DESIGN.md: a run finished by one tool is not redone by the other): the report and the grid search,
-    # each once it exists. Skipped outside a DVC repo, and for a target short of either (DVC commits a stage
+    # (DESIGN.md: a run finished by one tool is not redone by the other): the report, the grid search and
+    # the readings, each once it exists. Skipped outside a DVC repo, and for a target short of either (DVC commits a stage
     # with all its upstream). --no-relink: relinking rewrites the outputs, and their new mtimes would make
     # Snakemake rerun jobs.
     finished = [stage for stage, path in ((f"report-{PROFILE}", f"{REPORTS}/index.html"),
-                                          (f"gridsearch-{PROFILE}", f"{GRIDSEARCH_SUMMARY}/summary.json"))
+                                          (f"gridsearch-{PROFILE}", f"{GRIDSEARCH_SUMMARY}/summary.json"),
+                                          (f"readings-{PROFILE}", f"{READINGS_SUMMARY}/summary.json"))
                 if os.path.exists(path)]
     if os.path.isdir(".dvc") and shutil.which("dvc") and finished:
         shell(f"dvc commit --force --quiet --no-relink --with-deps {' '.join(finished)} || echo 'warning: dvc commit failed'")

@@ -168,16 +168,17 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
 
 
 def expand_runs(
-    params: dict[str, Any], profile: str | None = None, optional: bool = False
+    params: dict[str, Any], profile: str | None = None, optional: bool = False, family: str | None = None
 ) -> dict[str, RunSpec]:
     """Every run of a profile, keyed by run id, in a stable order; shared runs list all their families.
 
-    `optional=True` expands the optional families (the grid search) instead of the default ones.
+    `optional=True` expands the optional families (the grid search, the readings of RiR) instead of the
+    default ones; `family` keeps that one family alone (none when the profile does not have it).
     """
     resolved = resolve_profile(params, profile)
     families = resolved.get("optional_families" if optional else "families", {})
     runs: dict[str, RunSpec] = {}
-    for name in families:
+    for name in families if family is None else [f for f in families if f == family]:
         for run in _family_runs(name, families[name], resolved):
             if run.run_id in runs:
                 prev = runs[run.run_id]

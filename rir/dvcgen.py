@@ -155,7 +155,6 @@ def _aggregate_stages(params: dict[str, Any], profile: str) -> str:
     """tables, figures, report and (with optional families) gridsearch of one profile, their run files in
     one flow-style line each (see the module docstring)."""
     runs = expand_runs(params, profile)
-    extra = expand_runs(params, profile, optional=True)
     results, reports = f"results/{profile}", f"reports/{profile}"
     cmd = f"rir report {{}} --params params.yaml --profile {profile}"
     code = _block(CODE["report"], 4)
@@ -170,12 +169,16 @@ def _aggregate_stages(params: dict[str, Any], profile: str) -> str:
         f"    deps: {_flow(CODE['report'] + [f'{results}/tables'] + histories)}\n"
         f"    outs:\n    - {reports}/figures\n"
     )
-    if extra:  # `dvc repro gridsearch-<profile>`: not a dependency of the report (see README, Pipeline)
-        grid = [f"{results}/runs/{r}/metrics.json" for r in extra]
-        text += (
-            f"  gridsearch-{profile}:\n    cmd: {cmd.format('gridsearch')}\n"
-            f"    deps: {_flow(CODE['report'] + grid)}\n    outs:\n    - {results}/gridsearch\n"
-        )
+    # `dvc repro gridsearch-<profile>` / `readings-<profile>`: not dependencies of the report (see README,
+    # Pipeline); the report shows each summary once it exists.
+    for name in ("gridsearch", "readings"):
+        family_runs = expand_runs(params, profile, optional=True, family=name)
+        if family_runs:
+            summarized = [f"{results}/runs/{r}/metrics.json" for r in family_runs]
+            text += (
+                f"  {name}-{profile}:\n    cmd: {cmd.format(name)}\n"
+                f"    deps: {_flow(CODE['report'] + summarized)}\n    outs:\n    - {results}/{name}\n"
+            )
     text += (
         f"  report-{profile}:\n    cmd: {cmd.format('html')}\n    deps:\n"
         f"    - {results}/tables\n    - {reports}/figures\n{code}"

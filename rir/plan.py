@@ -71,14 +71,15 @@ def _data_sizes(resolved: dict) -> tuple[int, int]:
     return CIFAR_SIZES
 
 
-def _runs(params: dict, profile: str | None):
-    """(resolved profile, [(RunSpec, TrainConfig)]) in expand_runs' order."""
+def _runs(params: dict, profile: str | None, family: str | None = None):
+    """(resolved profile, [(RunSpec, TrainConfig)]) in expand_runs' order: the default target's runs, or
+    with `family` those of that optional family (the grid search, the readings of RiR)."""
     from rir.config import expand_runs, resolve_profile
     from rir.recipe import TrainConfig
 
     resolved = resolve_profile(params, profile)
-    return resolved, [(run, TrainConfig.from_dict(run.train_options()))
-                      for run in expand_runs(params, profile).values()]
+    runs = expand_runs(params, profile) if family is None else expand_runs(params, profile, True, family)
+    return resolved, [(run, TrainConfig.from_dict(run.train_options())) for run in runs.values()]
 
 
 def _configs(runs) -> dict[tuple, ConfigCost]:
@@ -160,13 +161,28 @@ def _fill_from_flops(configs: dict[tuple, ConfigCost]) -> None:
 
 def _card_estimate(params: dict, profile: str, card: str) -> dict:
     """The device-hours of `profile` on `card` from FLOPs, each run at its math mode's dense peak and the
-    assumed utilisation (module docstring)."""
+    assumed utilisation (module docstring); `optional` prices each optional family's runs beyond the default
+    target's, as a share of the default target."""
     from rir.bench import PEAKS
 
     if not PEAKS.get(card):
         known = ", ".join(c for c, peaks in PEAKS.items() if peaks)
         raise UserError(f"--card {card!r}: no peak known for it (known: {known})")
     resolved, runs = _runs(params, profile)
+    out = _card_hours(resolved, runs, card)
+    default_ids = {run.run_id for run, _ in runs}
+    out["optional"] = {}
+    for name in resolved.get("optional_families", {}):
+        extra = [(run, cfg) for run, cfg in _runs(params, profile, name)[1] if run.run_id not in default_ids]
+        hours = _card_hours(resolved, extra, card)["hours"] if extra else 0.0
+        out["optional"][name] = {"new_runs": len(extra), "hours": hours,
+                                 "percent_of_default": 100 * hours / out["hours"] if out["hours"] else None}
+    return out
+
+
+def _card_hours(resolved: dict, runs: list, card: str) -> dict:
+    from rir.bench import PEAKS
+
     n_train, n_test = _data_sizes(resolved)
     configs = _configs(runs)
     hours = flat_hours = 0.0
@@ -256,4 +272,9 @@ def format_plan(plan: dict) -> str:
         f"(target: <= {h['target_h100_hours']:g} H100-hours)",
         f"peak used ({h['card']}, {h['peak_source']}): {peaks}",
     ]
+    for name, o in h.get("optional", {}).items():
+        pct = o["percent_of_default"]
+        share = "" if pct is None else f", +{pct:.0f} % of the default"
+        lines.append(f"optional family {name} (`snakemake {name}`): {o['new_runs']} runs beyond the default "
+                     f"target's, {o['hours']:.2f} {h['card']}-hours at the same assumptions{share}")
     return "\n".join(lines)

@@ -94,13 +94,17 @@ def test_bench_cuda_without_a_gpu_is_refused(capsys):
 def test_plan_smoke_lists_exactly_the_runs_of_expand_runs(capsys):
     plan = _json_out(capsys, ["plan", "--params", PARAMS, "--profile", "smoke", "--measure-budget", "0",
                               "--device", "cpu", "--json"])
-    expected = expand_runs(load_params(PARAMS), "smoke")
+    params = load_params(PARAMS)
+    expected = expand_runs(params, "smoke")
+    smoke = params["profiles"]["smoke"]
+    epochs, batch = smoke["recipe"]["epochs"], smoke["recipe"]["batch_size"]
+    images = smoke["synthetic"]["n_train"] // batch * batch  # full batches only
     assert [r["run_id"] for r in plan["runs"]] == list(expected)
     for r in plan["runs"]:
         run = expected[r["run_id"]]
         assert (r["model"], r["dataset"], r["seed"]) == (run.model, run.dataset, run.seed)
         assert tuple(r["families"]) == run.families
-        assert r["epochs"] == 2 and r["images_per_epoch"] == 512  # smoke: 512 images in batches of 128
+        assert r["epochs"] == epochs and r["images_per_epoch"] == images
         assert r["estimated_seconds"] > 0 and r["train_images_per_s"] > 0 and r["throughput_source"]
     assert plan["total_device_hours"] > 0
     h100 = plan["card_estimate"]

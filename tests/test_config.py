@@ -143,7 +143,7 @@ def test_dvc_yaml_is_short_with_one_template_per_kind():
 def _snakemake_commands(profile):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "--printshellcmds", "--forceall",
-         "--config", f"profile={profile}", "--", "all", "gridsearch"],
+         "--config", f"profile={profile}", "--", "all", "gridsearch", "readings"],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

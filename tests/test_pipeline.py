@@ -121,7 +121,7 @@ def test_gridsearch_ranks_its_runs_then_the_report_shows_them_and_dvc_has_them(s
     commit, has nothing of it to rerun."""
     repo = tmp_path / "repo"
     shutil.copytree(snakemade, repo, symlinks=True)
-    grid = expand_runs(load_params(repo / "params.yaml"), "smoke", optional=True)
+    grid = expand_runs(load_params(repo / "params.yaml"), "smoke", optional=True, family="gridsearch")
     sh(repo, sys.executable, "-m", "snakemake", "--cores", "2", "gridsearch", "--config", "profile=smoke")
     for run_id in grid:
         metrics = json.loads((repo / f"results/smoke/runs/{run_id}/metrics.json").read_text())

@@ -23,7 +23,7 @@ def params():
 
 @pytest.fixture(scope="module")
 def runs(params):
-    runs = expand_runs(params, "smoke", optional=True)
+    runs = expand_runs(params, "smoke", optional=True, family="gridsearch")
     assert len(runs) == 4, list(runs)  # lr 0.05/0.1 x shortcut projection/identity
     return runs
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rir.gpu import FAKE_COUNT, LOCK_DIR, RUNS_PER_GPU
 from rir.train import FAULT_ENV, FAULT_FLAG_ENV
@@ -199,7 +200,12 @@ def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
 # --- Faults as SLURM delivers them ------------------------------------------------------------------------
 
 RUN = "resnet_18__cifar10__s0"
-STEPS_PER_EPOCH = 4  # the smoke profile: 512 images in batches of 128, 2 epochs
+# The fault tests train a shorter run than the smoke profile's (which is sized for its runs to learn): 512
+# images in batches of 128, 2 epochs, the milestone after the first. Their step counts follow from it, and the
+# run resumed after a time limit finishes well inside a one-minute limit without reaching the pause again.
+FAULT_SHAPE = {"synthetic": {"n_train": 512, "n_test": 256, "seed": 0},
+               "recipe": {"epochs": 2, "batch_size": 128, "milestones": [1]}}
+STEPS_PER_EPOCH = 512 // 128
 # The first step of epoch 2: a run paused there has written its epoch-1 checkpoint and has steps left to lose.
 AFTER_FIRST_CHECKPOINT = STEPS_PER_EPOCH + 1
 # Fields of metrics.json that measure the machine or the clock, not the run; everything else must be equal.
@@ -304,6 +310,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     any fault: the reference run, and the prepared smoke data the fault tests start from."""
     repo = tmp_path_factory.mktemp("uninterrupted")
     copy_tracked_files(repo)
+    fault_shape(repo)
     environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", metrics_target(RUN), "--config",
                            "profile=smoke"], cwd=repo, env=environ, capture_output=True, text=True,
@@ -312,11 +319,22 @@ def uninterrupted(tmp_path_factory) -> Path:
     return repo
 
 
+def fault_shape(repo: Path) -> None:
+    """Cut the copy's smoke profile to FAULT_SHAPE (the rest of the profile stays as it is)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    smoke = params["profiles"]["smoke"]
+    smoke["synthetic"] = {**smoke.get("synthetic", {}), **FAULT_SHAPE["synthetic"]}
+    smoke["recipe"] = {**smoke.get("recipe", {}), **FAULT_SHAPE["recipe"]}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def workflow_copy(dest: Path, uninterrupted: Path) -> Path:
     """A fresh copy of the repository with the smoke data already prepared (mtimes kept, so Snakemake sees
     it up to date): only training jobs go to SLURM, and each test saves two jobs' worth of polling."""
     dest.mkdir(exist_ok=True)
     copy_tracked_files(dest)
+    fault_shape(dest)
     shutil.copytree(uninterrupted / "data", dest / "data")
     return dest
 

@@ -4,8 +4,9 @@ Outputs (each written atomically): tables into RESULTS/tables/ (CSV and JSON, pl
 into OUT/figures/ (PNG and index.json), the report at OUT/index.html. Defaults: RESULTS = results/<profile>,
 OUT = reports/<profile>. A run without metrics.json is pending; a damaged file marks its run unreadable and
 is named on stderr (with --strict it is an error, exit 2). `gridsearch` (not part of `all`) ranks the settings
-of the optional grid search into RESULTS/gridsearch/ (rir.report.gridsearch); the HTML report shows that
-summary when it exists.
+of the optional grid search into RESULTS/gridsearch/ (rir.report.gridsearch); `readings` (not part of `all`)
+lays the readings of RiR side by side into RESULTS/readings/ (rir.report.readings); the HTML report shows
+each summary when it exists.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import sys
 from pathlib import Path
 
 HELP = "aggregate results into tables, figures and the HTML report"
-STAGES = ("tables", "figures", "html", "all", "gridsearch")
+STAGES = ("tables", "figures", "html", "all", "gridsearch", "readings")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stage", nargs="?", default="all", choices=STAGES,
                         help="which stage to run (default: all three, in order); gridsearch: rank the "
-                             "optional grid search's settings into RESULTS/gridsearch/")
+                             "optional grid search's settings into RESULTS/gridsearch/; readings: the "
+                             "readings of RiR side by side into RESULTS/readings/")
     parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     parser.add_argument("--profile", default=None, help="profile of params.yaml (default: its `profile`)")
     parser.add_argument("--results", default=None, help="results folder (default: results/<profile>)")
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("reports") / profile
     if args.stage == "gridsearch":
         return _gridsearch(params, profile, results, args.strict)
+    if args.stage == "readings":
+        return _readings(params, profile, results, args.reference, args.strict)
     data = load(params, profile, results, args.reference)  # refuses an unknown profile first
     if not results.is_dir():
         print(f"rir report: warning: {results}: no such folder; every run is pending", file=sys.stderr)
@@ -69,7 +73,7 @@ def _gridsearch(params: dict, profile: str, results: Path, strict: bool) -> int:
     from rir.report.gridsearch import SUMMARY_FOLDER, markdown, summarize_gridsearch, write_summary
 
     resolved = resolve_profile(params, profile)  # refuses an unknown profile
-    runs = expand_runs(params, profile, optional=True)
+    runs = expand_runs(params, profile, optional=True, family="gridsearch")
     if not runs:
         raise UserError(f"profile {profile}: params.yaml has no optional_families to summarize")
     summary = summarize_gridsearch(resolved, runs, results)
@@ -80,5 +84,27 @@ def _gridsearch(params: dict, profile: str, results: Path, strict: bool) -> int:
     written = write_summary(summary, results / SUMMARY_FOLDER)
     print(markdown(summary))
     print(f"rir report: {summary['completed']} of {summary['runs']} grid-search runs finished; "
+          f"{len(written)} files in {results / SUMMARY_FOLDER}")
+    return 0
+
+
+def _readings(params: dict, profile: str, results: Path, reference: str | None, strict: bool) -> int:
+    from rir.config import expand_runs, resolve_profile
+    from rir.errors import UserError
+    from rir.report.readings import FAMILY, SUMMARY_FOLDER, markdown, summarize_readings, write_summary
+    from rir.report.reference import load_reference
+
+    resolved = resolve_profile(params, profile)  # refuses an unknown profile
+    runs = expand_runs(params, profile, optional=True, family=FAMILY)
+    if not runs:
+        raise UserError(f"profile {profile}: params.yaml has no optional family {FAMILY!r} to summarize")
+    summary = summarize_readings(resolved, runs, results, load_reference(reference))
+    for problem in summary["problems"]:
+        if strict:
+            raise UserError(problem)
+        print(f"rir report: warning: {problem}", file=sys.stderr)
+    written = write_summary(summary, results / SUMMARY_FOLDER)
+    print(markdown(summary), end="")
+    print(f"rir report: {summary['completed']} of {summary['runs']} readings runs finished; "
           f"{len(written)} files in {results / SUMMARY_FOLDER}")
     return 0

@@ -49,9 +49,9 @@ def register_model(fn):
 
 
 def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
-        outer_shortcut="both"):
+        outer_shortcut="both", sum_relu="none", stride_at="first", head="conv"):
     return EighteenLayerNet(num_classes, scaled(width, width_scale), tuple(blocks), layers_per_block,
-                            resnet_init, shortcut, outer_shortcut)
+                            resnet_init, shortcut, outer_shortcut, sum_relu, stride_at, head, width_scale)
 
 
 @register_model
@@ -112,6 +112,39 @@ def all_cnn_c(num_classes, dropout, width_scale):
 def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with ResNet Init."""
     return AllCNNC(num_classes, True, dropout, width_scale)
+
+
+# The readings of RiR that are not one of the paper's models (rir.model_options.READINGS: where each comes
+# from). Their options carry the differences; the factories only say which kind of net each one is.
+@register_model
+def rir_18_wide_residual(num_classes, **o):
+    """The wide RiR with its outer shortcut into the residual stream only (outer_shortcut="residual")."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def rir_18_wide_identity(num_classes, **o):
+    """The wide RiR with identity shortcuts everywhere (shortcut="identity"): 9,469,930 parameters."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def resnet_18_wide_he(num_classes, **o):
+    """The wide ResNet with He et al.'s ReLU after the addition (sum_relu="after")."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model
+def rir_18_wide_nutszebra(num_classes, **o):
+    """nutszebra/resnet_in_resnet's RiR: r-only identity outer shortcut after the last ReLU, stride 2 in a
+    block's last layer, BatchNorm and ReLU on the class maps."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def rir_18_wide_weiaicunzai(num_classes, **o):
+    """weiaicunzai/pytorch-cifar100's RiR: generalized blocks without an outer shortcut, an MLP head."""
+    return _18(num_classes, resnet_init=True, **o)
 
 
 if list(_REGISTRY) != list(MODEL_OPTIONS):  # a name in one and not the other, or another order

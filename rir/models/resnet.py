@@ -17,6 +17,10 @@ x = [r; t], the authors' outer shortcut adds to both streams (`outer_shortcut="b
 re-implementations add it to the residual stream only (`"residual"`). The paper's projection is 3x3
 (Section 3: "A projection with a 3x3 convolution was used for residual blocks that increase
 dimensionality"), the authors' code defaults to 1x1; we follow the paper.
+
+The other public readings of RiR (rir.model_options.READINGS) differ in four switches, each defaulting to
+the authors' choice: `sum_relu` (where the last ReLU sits around the sum), `stride_at` (which layer of a
+downsampling block has stride 2), `head` (the classifier) and, for RiR, `outer_shortcut`.
 """
 
 from __future__ import annotations
@@ -48,11 +52,14 @@ class ZeroPadShortcut(nn.Module):
 
 class ResidualBlock(nn.Module):
     """`layers` plus an optional outer shortcut, which reads the first `shortcut_in` input channels and adds
-    to as many leading output channels as it produces (all of them, or the residual stream's)."""
+    to as many leading output channels as it produces (all of them, or the residual stream's). `relu_after`
+    applies a ReLU to the whole sum (He et al.'s block)."""
 
-    def __init__(self, layers: nn.Sequential, shortcut: nn.Module | None = None, shortcut_in: int = 0):
+    def __init__(self, layers: nn.Sequential, shortcut: nn.Module | None = None, shortcut_in: int = 0,
+                 relu_after: bool = False):
         super().__init__()
         self.layers, self.shortcut, self.shortcut_in = layers, shortcut, shortcut_in
+        self.relu_after = relu_after
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(x)
@@ -60,8 +67,10 @@ class ResidualBlock(nn.Module):
             return out
         s = self.shortcut(x[:, :self.shortcut_in])
         if s.shape[1] == out.shape[1]:
-            return out + s
-        return torch.cat([out[:, :s.shape[1]] + s, out[:, s.shape[1]:]], dim=1)
+            out = out + s
+        else:
+            out = torch.cat([out[:, :s.shape[1]] + s, out[:, s.shape[1]:]], dim=1)
+        return F.relu(out) if self.relu_after else out
 
 
 def scaled(channels: int, width_scale: float) -> int:
@@ -92,20 +101,46 @@ def _outer_shortcut(n_in: int, n_out: int, stride: int, kind: str, streams: int,
     return ZeroPadShortcut((n_in // 2, n_in - n_in // 2), (n_out // 2, n_out - n_out // 2), stride), n_in
 
 
-class EighteenLayerNet(nn.Module):
-    """Input conv, `blocks[i]` blocks of `layers_per_block` layers at width `width * 2**i`, 1x1 conv, GAP.
+def _head(n_in: int, num_classes: int, kind: str, width_scale: float) -> nn.Module:
+    """The classifier over the last stage's maps: class maps (B, classes, H, W), which the net averages
+    over the positions, or logits (B, classes).
 
-    Stage i > 0 starts with a stride-2 block. `resnet_init` selects ResNet Init convolutions; `shortcut`
-    (None: no outer shortcut) selects ResNet / RiR with "projection" or "identity" for the blocks that
-    change dimensions (all other blocks use the identity); `outer_shortcut` "both" or "residual" says which
-    streams of a two-stream net the outer shortcut feeds ("residual": it reads r and adds to r' only).
+    "conv": a 1x1 conv to the classes, then global average pooling (FACTS.md). "conv_bn_relu": nutszebra's,
+    the same with BatchNorm and ReLU on the class maps (its logits are >= 0). "mlp": weiaicunzai's, written
+    for CIFAR-100 ("without this convolution, loss will soon be nan"): a 3x3/2 conv without padding to 100
+    maps (8x8 -> 3x3), BatchNorm, ReLU, then Linear 900 -> 450, ReLU, dropout 0.5, Linear 450 -> classes;
+    its sizes are kept as written for every number of classes and scaled by `width_scale` like every width.
+    """
+    if kind == "conv":
+        return nn.Conv2d(n_in, num_classes, 1)
+    if kind == "conv_bn_relu":
+        return conv_bn(nn.Conv2d(n_in, num_classes, 1, bias=False), num_classes)
+    maps, hidden = scaled(100, width_scale), scaled(450, width_scale)
+    return nn.Sequential(conv_bn(nn.Conv2d(n_in, maps, 3, 2, 0, bias=False), maps), nn.Flatten(),
+                         nn.Linear(9 * maps, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                         nn.Linear(hidden, num_classes))
+
+
+class EighteenLayerNet(nn.Module):
+    """Input conv, `blocks[i]` blocks of `layers_per_block` layers at width `width * 2**i`, then the head.
+
+    Stage i > 0 starts with a stride-2 block; `stride_at` says which of its layers strides ("first" or
+    "last"; the channels grow in the first either way). `resnet_init` selects ResNet Init convolutions;
+    `shortcut` (None: no outer shortcut) selects ResNet / RiR with "projection" or "identity" for the blocks
+    that change dimensions (all other blocks use the identity); `outer_shortcut` "both" or "residual" says
+    which streams of a two-stream net the outer shortcut feeds ("residual": it reads r and adds to r' only);
+    `sum_relu` where the last layer's ReLU goes: "none" (dropped), "after" (after the sum) or "before" (kept
+    in the layer, before the sum). `head` is the classifier (`_head`).
     """
 
     def __init__(self, num_classes: int, width: int, blocks: tuple[int, ...], layers_per_block: int,
-                 resnet_init: bool, shortcut: str | None, outer_shortcut: str = "both"):
+                 resnet_init: bool, shortcut: str | None, outer_shortcut: str = "both",
+                 sum_relu: str = "none", stride_at: str = "first", head: str = "conv",
+                 width_scale: float = 1.0):
         super().__init__()
         self.stem = conv_bn(nn.Conv2d(3, width, 3, 1, 1, bias=False), width)
         streams = 2 if resnet_init else 1
+        strided = 0 if stride_at == "first" else layers_per_block - 1
         body, n_in = [], width
         for stage, n_blocks in enumerate(blocks):
             n_out = width * 2**stage
@@ -114,16 +149,18 @@ class EighteenLayerNet(nn.Module):
                 layers = []
                 for i in range(layers_per_block):
                     last = i == layers_per_block - 1
-                    conv = _conv(n_in if i == 0 else n_out, n_out, stride if i == 0 else 1, resnet_init)
-                    layers.append(conv_bn(conv, n_out, relu=not (last and shortcut)))
+                    conv = _conv(n_in if i == 0 else n_out, n_out, stride if i == strided else 1, resnet_init)
+                    layers.append(conv_bn(conv, n_out, relu=not (last and shortcut and sum_relu != "before")))
                 module, reads = None, 0
                 if shortcut:
                     module, reads = _outer_shortcut(n_in, n_out, stride, shortcut, streams,
                                                     outer_shortcut == "residual")
-                body.append(ResidualBlock(nn.Sequential(*layers), module, reads))
+                body.append(ResidualBlock(nn.Sequential(*layers), module, reads,
+                                          relu_after=bool(shortcut) and sum_relu == "after"))
                 n_in = n_out
         self.body = nn.Sequential(*body)
-        self.classifier = nn.Conv2d(n_in, num_classes, 1)
+        self.classifier = _head(n_in, num_classes, head, width_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.body(self.stem(x))).mean(dim=(2, 3))
+        out = self.classifier(self.body(self.stem(x)))
+        return out.mean(dim=(2, 3)) if out.dim() == 4 else out

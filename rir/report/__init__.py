@@ -5,7 +5,8 @@ Three stages, each a `rir report` subcommand and a pipeline rule, each writing a
 - figures: reports/<profile>/figures/*.png and index.json (rir.report.figures)
 - html:    reports/<profile>/index.html, self-contained (rir.report.html); it aggregates the runs again
            (cheap and deterministic) and embeds the figures the figures stage drew, and the grid search's
-           summary (rir.report.gridsearch) when `rir report gridsearch` has written one.
+           summary (rir.report.gridsearch) when `rir report gridsearch` has written one, and the same for
+           the readings of RiR (rir.report.readings, `rir report readings`).
 
 `load` reads everything once: the profile's runs (rir.config.expand_runs), what exists of them on disk
 (rir.report.collect), the reference numbers (rir/reference/paper.yaml) and the ablation CSVs.
@@ -35,6 +36,7 @@ class ReportData:
     groups: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     gridsearch: dict[str, Any] | None = None  # RESULTS/gridsearch/summary.json, once it exists
+    readings: dict[str, Any] | None = None  # RESULTS/readings/summary.json, once it exists
 
     @property
     def synthetic(self) -> bool:
@@ -53,6 +55,7 @@ def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
     from rir.report.aggregate import build_tables
     from rir.report.collect import read_ablation, read_runs
     from rir.report.gridsearch import read_summary
+    from rir.report.readings import read_summary as read_readings
     from rir.report.reference import load_reference
 
     resolved = resolve_profile(params, profile)
@@ -61,10 +64,11 @@ def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
     records = read_runs(results_dir, specs)
     ablation, ablation_errors = read_ablation(results_dir, specs)
     gridsearch, gridsearch_errors = read_summary(results_dir)
-    problems = [e for r in records for e in r.errors] + ablation_errors + gridsearch_errors
+    readings, readings_errors = read_readings(results_dir)
+    problems = [e for r in records for e in r.errors] + ablation_errors + gridsearch_errors + readings_errors
     runs_frame, groups, tables = build_tables(records, reference, resolved)
     return ReportData(resolved, reference, records, ablation, problems, runs_frame, groups, tables,
-                      gridsearch)
+                      gridsearch, readings)
 
 
 def write_tables(data: ReportData, tables_dir: str | Path) -> list[Path]:
@@ -111,6 +115,7 @@ def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
         "notes": notes,
         "problems": data.problems,
         "gridsearch": data.gridsearch,
+        "readings": data.readings,
         "runs": run_views(data.records, data.reference),
     }
 

@@ -53,7 +53,7 @@ def recipe_setting(model: str, keys: list[str], resolved: dict[str, Any]) -> dic
 
 def summarize_gridsearch(resolved: dict[str, Any], runs: dict, results_dir: str | Path) -> dict[str, Any]:
     """The summary of every optional family of a resolved profile; `runs` are its optional runs."""
-    families = resolved.get("optional_families", {})
+    families = {k: v for k, v in resolved.get("optional_families", {}).items() if k == SUMMARY_FOLDER}
     records = read_runs(results_dir, runs)
     frame = runs_frame(records, {**resolved, "families": families})
     synthetic = resolved.get("data") == "synthetic" or any(r.synthetic for r in records)

@@ -10,8 +10,9 @@ from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
 PROFILE = config.get("profile", "paper")
 RESOLVED = resolve_profile(config, PROFILE)
 RUNS = expand_runs(config, PROFILE)
-GRIDSEARCH_RUNS = expand_runs(config, PROFILE, optional=True)
-ALL_RUNS = {**RUNS, **GRIDSEARCH_RUNS}
+GRIDSEARCH_RUNS = expand_runs(config, PROFILE, optional=True, family="gridsearch")
+READINGS_RUNS = expand_runs(config, PROFILE, optional=True, family="readings")
+ALL_RUNS = {**RUNS, **expand_runs(config, PROFILE, optional=True)}
 ABLATED = sorted(run_id for run_id, run in RUNS.items() if run.ablate)
 DATASETS = sorted({run.dataset for run in ALL_RUNS.values()})
 SYNTHETIC = RESOLVED.get("data", "real") == "synthetic"
@@ -21,6 +22,7 @@ RESULTS = f"results/{PROFILE}"
 REPORTS = f"reports/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
 GRIDSEARCH_SUMMARY = f"{RESULTS}/gridsearch"  # rir.report.gridsearch.SUMMARY_FOLDER
+READINGS_SUMMARY = f"{RESULTS}/readings"  # rir.report.readings.SUMMARY_FOLDER
 RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")
 
 

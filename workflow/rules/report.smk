@@ -49,6 +49,23 @@ rule gridsearch_summary:
         "rir report gridsearch --params params.yaml --profile {params.profile} > {log} 2>&1"
 
 
+rule readings_summary:
+    # The optional readings of RiR side by side (target: `snakemake readings`); runs shared with Table 3
+    # are its runs, trained once.
+    input:
+        expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(READINGS_RUNS)),
+    output:
+        directory(READINGS_SUMMARY),
+    params:
+        profile=PROFILE,
+    conda:
+        "../envs/rir.yaml"
+    log:
+        f"{LOGS}/report/readings.log",
+    shell:
+        "rir report readings --params params.yaml --profile {params.profile} > {log} 2>&1"
+
+
 rule report:
     input:
         rules.tables.output,
@@ -56,6 +73,7 @@ rule report:
         # Once `snakemake gridsearch` has run, the report shows its summary and is redone when it changes
         # (and a grid changed in params.yaml is trained first). Before, the grid search stays out of the DAG.
         [GRIDSEARCH_SUMMARY] if os.path.exists(f"{GRIDSEARCH_SUMMARY}/summary.json") else [],
+        [READINGS_SUMMARY] if os.path.exists(f"{READINGS_SUMMARY}/summary.json") else [],
     output:
         f"{REPORTS}/index.html",
     params:

@@ -1,0 +1,135 @@
+"""The readings of RiR side by side (issue 15): which public reading of the architecture earns 94.99 / 77.10.
+
+`snakemake readings` trains params.yaml's optional family `readings` (every model of
+rir.model_options.READINGS, both datasets); `rir report readings` summarizes it into
+RESULTS/readings/summary.json (what the HTML report shows), summary.csv and summary.md: for each reading its
+parameters (from the runs' metrics.json), its mean test accuracy over finished seeds with the 95 %
+t-interval, and its distance to the paper's wide-RiR values, the only paper values FACTS.md confirms
+(94.99 % on CIFAR-10, 77.10 % on CIFAR-100, read with their sources from rir/reference/paper.yaml). The
+tables and claims of the report use the authors' reading (rir_18_wide) whatever this table says.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rir.model_options import READINGS
+from rir.report.collect import COMPLETED, read_runs
+from rir.report.stats import summarize
+
+SUMMARY_FOLDER = "readings"
+SUMMARY_JSON = "summary.json"
+FAMILY = "readings"
+PAPER_MODEL = "rir_18_wide"  # the paper's "18-layer + wide RiR" cells of Tables 1-2 (FACTS.md)
+
+
+def paper_values(reference: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{dataset: {"value", "source"}} of the wide RiR in paper.yaml, for the datasets that have one."""
+    out = {}
+    for table in reference.get("tables", {}).values():
+        for cell in table.get("cells", []):
+            if cell.get("model") == PAPER_MODEL and cell.get("value") is not None:
+                out.setdefault(cell["dataset"], {"value": cell["value"], "source": cell.get("source")})
+    return out
+
+
+def summarize_readings(resolved: dict[str, Any], runs: dict, results_dir: str | Path,
+                       reference: dict[str, Any]) -> dict[str, Any]:
+    """The summary of the readings family of a resolved profile; `runs` are its runs."""
+    family = resolved.get("optional_families", {}).get(FAMILY, {})
+    records = read_runs(results_dir, runs)
+    paper = paper_values(reference)
+    datasets = list(family.get("datasets", []))
+    synthetic = resolved.get("data") == "synthetic" or any(r.synthetic for r in records)
+    rows = []
+    for reading in READINGS:
+        if reading.model not in family.get("models", []):
+            continue
+        cells = {}
+        for dataset in datasets:
+            mine = [r for r in records if r.spec.model == reading.model and r.spec.dataset == dataset]
+            done = [r for r in mine if r.status == COMPLETED and r.accuracy is not None]
+            stats = summarize([r.accuracy for r in done])
+            target = paper.get(dataset, {}).get("value")
+            params = next((r.metrics.get("params") for r in done if r.metrics.get("params")), None)
+            cells[dataset] = {
+                "mean": stats["mean"], "half_width": stats["half_width"], "n_completed": len(done),
+                "n_runs": len(mine), "params": params,
+                "distance": None if stats["mean"] is None or target is None else stats["mean"] - target,
+                "run_ids": [r.spec.run_id for r in mine],
+            }
+        rows.append({"name": reading.name, "model": reading.model, "label": reading.label,
+                     "source": reading.source, "origin": reading.origin,
+                     "used_by_claims": reading.name == "authors", "cells": cells})
+    return {"profile": resolved.get("profile"), "synthetic": synthetic, "datasets": datasets,
+            "paper": paper, "readings": rows, "runs": len(records),
+            "completed": sum(r.status == COMPLETED for r in records),
+            "problems": [e for r in records for e in r.errors]}
+
+
+def _acc(cell: dict[str, Any]) -> str:
+    if cell["mean"] is None:
+        return "—"
+    half = "" if cell["half_width"] is None else f" ± {cell['half_width']:.2f}"
+    return f"{cell['mean']:.2f}{half} ({cell['n_completed']}/{cell['n_runs']})"
+
+
+def _dist(cell: dict[str, Any]) -> str:
+    return "—" if cell["distance"] is None else f"{cell['distance']:+.2f}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as one Markdown table; labelled SYNTHETIC when it is."""
+    label = " (SYNTHETIC DATA: not CIFAR)" if summary["synthetic"] else ""
+    head = ["reading", "model"]
+    for d in summary["datasets"]:
+        target = summary["paper"].get(d, {}).get("value")
+        head += [f"{d} params", f"{d} accuracy (%)", f"{d} - {'paper' if target is None else target}"]
+    lines = [f"# Readings of RiR, profile {summary['profile']}{label}", "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in summary["readings"]:
+        cells = []
+        for d in summary["datasets"]:
+            c = row["cells"][d]
+            cells += [f"{c['params']:,}" if c["params"] else "—", _acc(c), _dist(c)]
+        lines.append(f"| {row['label']} | {row['model']} | " + " | ".join(cells) + " |")
+    lines += ["", "The tables and claims use the authors' reading (rir_18_wide)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(summary: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """summary.json, summary.csv and summary.md under `out_dir`, each atomically."""
+    import pandas as pd
+
+    from rir.io import atomic_write_json, atomic_write_text
+
+    out_dir = Path(out_dir)
+    rows = [{"reading": r["name"], "model": r["model"], "dataset": d, "params": c["params"],
+             "mean_accuracy": c["mean"], "half_width": c["half_width"], "distance_to_paper": c["distance"],
+             "paper": summary["paper"].get(d, {}).get("value"), "n_completed": c["n_completed"],
+             "n_runs": c["n_runs"], "synthetic": summary["synthetic"]}
+            for r in summary["readings"] for d, c in r["cells"].items()]
+    atomic_write_json(out_dir / SUMMARY_JSON, summary)
+    atomic_write_text(out_dir / "summary.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out_dir / "summary.md", markdown(summary))
+    return [out_dir / SUMMARY_JSON, out_dir / "summary.csv", out_dir / "summary.md"]
+
+
+def read_summary(results_dir: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the summary `rir report readings` wrote, or None before it has run; problems, one line each)."""
+    path = Path(results_dir) / SUMMARY_FOLDER / SUMMARY_JSON
+    if not path.is_file():
+        return None, []
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(summary, dict) or not isinstance(summary.get("readings"), list):
+            raise ValueError("not a readings summary")
+        for row in summary["readings"]:
+            row["views"] = [{"dataset": d, "params": c["params"], "accuracy": _acc(c), "distance": _dist(c)}
+                            for d, c in ((d, row["cells"][d]) for d in summary["datasets"])]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return None, [f"{path}: unreadable readings summary ({type(err).__name__}: {err})"]
+    summary["path"] = str(path)
+    return summary, []
