@@ -151,6 +151,9 @@ def _measure(configs: dict[tuple, ConfigCost], device: str, budget_s: float, pro
 
 def _fill_from_flops(configs: dict[tuple, ConfigCost]) -> None:
     measured = [c for c in configs.values() if c.achieved_flops_per_s]
+    if not measured:
+        raise UserError("no run of the profile has a measured throughput: no --bench-json record matches a "
+                        "run's model, overrides, batch size and math mode (or --measure-budget left no time)")
     for c in configs.values():
         if c.train_images_per_s is None:
             near = min(measured, key=lambda m: abs(math.log(m.flops_per_image / c.flops_per_image)))

@@ -114,7 +114,8 @@ def test_plan_smoke_lists_exactly_the_runs_of_expand_runs(capsys):
 
 def test_plan_takes_throughput_from_bench_json(tmp_path, capsys):
     record = _json_out(capsys, ["bench", *TINY, "--json"])
-    record.update(model="rir_18_wide", model_overrides={"width_scale": 0.125}, batch_size=128)
+    smoke_batch = load_params(PARAMS)["profiles"]["smoke"]["recipe"]["batch_size"]
+    record.update(model="rir_18_wide", model_overrides={"width_scale": 0.125}, batch_size=smoke_batch)
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(record))
     plan = _json_out(capsys, ["plan", "--params", PARAMS, "--profile", "smoke", "--bench-json", str(path),
@@ -124,6 +125,16 @@ def test_plan_takes_throughput_from_bench_json(tmp_path, capsys):
     assert all(r["throughput_source"].startswith("bench-json") for r in wide)
     others = [r for r in plan["runs"] if r["model"] != "rir_18_wide"]
     assert all(r["throughput_source"].startswith("flops") for r in others)
+
+
+def test_plan_with_no_matching_bench_record_is_one_line_exit_2(tmp_path, capsys):
+    record = _json_out(capsys, ["bench", *TINY, "--json"])
+    record.update(model="rir_18_wide", batch_size=7)  # no run of the smoke profile trains at batch 7
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(record))
+    assert main(["plan", "--params", PARAMS, "--profile", "smoke", "--bench-json", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bench-json" in err[0], err
 
 
 @pytest.mark.parametrize("args, fault", [
