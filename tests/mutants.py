@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,15 +181,10 @@ MUTANTS = [
 
 
 def scratch_copy(dest: Path) -> Path:
-    """The working tree's files as a fresh clone would have them (tracked, or new and not ignored)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        src = ROOT / name
-        if src.is_file() or src.is_symlink():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name, follow_symlinks=False)
-    return dest
+    """The working tree's files as a fresh clone would have them (tests/pipeline.py's copy)."""
+    from pipeline import copy_worktree  # tests/ is on sys.path: this script's folder, or pytest's rootdir
+
+    return copy_worktree(dest)
 
 
 def plant(mutant: Mutant, repo: Path) -> None:

@@ -30,8 +30,8 @@ def sh(cwd: Path, *cmd: str, check: bool = True, timeout: float = 900) -> subpro
     return proc
 
 
-def fresh_copy(dest: Path) -> Path:
-    """The repository's files as a fresh clone would have them, committed into a new git repo at `dest`."""
+def copy_worktree(dest: Path) -> Path:
+    """The working tree's files as a fresh clone would have them (tracked, or new and not ignored)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                            capture_output=True, check=True).stdout.decode().split("\0")
     for name in filter(None, files):
@@ -39,6 +39,12 @@ def fresh_copy(dest: Path) -> Path:
         if src.is_file() or src.is_symlink():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name, follow_symlinks=False)
+    return dest
+
+
+def fresh_copy(dest: Path) -> Path:
+    """The repository's files as a fresh clone would have them, committed into a new git repo at `dest`."""
+    copy_worktree(dest)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
