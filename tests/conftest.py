@@ -6,11 +6,24 @@ as read-only; a test that changes data copies it first (`shutil.copytree`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from rir.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves os.environ as it found it. `rir train`'s process-wide GPU lease narrows
+    CUDA_VISIBLE_DEVICES for the rest of its process by design (rir.gpu.apply_gpu_lease); run in-process by
+    a test, it would otherwise make every later Snakemake run in the session see one GPU."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def _rir(*args: str) -> None:

@@ -46,8 +46,8 @@ def test_readings_through_snakemake_then_through_dvc(tmp_path):
     shutil.rmtree(repo / f"results/smoke/runs/{new}")
     shutil.rmtree(repo / f"results/smoke/state/{new}", ignore_errors=True)
     shutil.rmtree(repo / "results/smoke/readings")
-    proc = sh(repo, "dvc", "repro", "--force", "--single-item", f"train-smoke-{new}")
-    assert f"Running stage 'train-smoke-{new}'" in proc.stdout, proc.stdout[-3000:]
+    proc = sh(repo, "dvc", "repro", "--force", "--single-item", f"train@smoke-{new}")
+    assert f"Running stage 'train@smoke-{new}'" in proc.stdout, proc.stdout[-3000:]
     proc = sh(repo, "dvc", "repro", "--force", "--single-item", "readings-smoke")
     assert "Running stage 'readings-smoke'" in proc.stdout, proc.stdout[-3000:]
     again = _summary(repo)

@@ -60,8 +60,9 @@ def test_smoke_report_shows_every_table_figure_claim_and_the_banner(smoke_report
     assert drawn == 9 and html.count('src="data:image/png;base64,') == drawn
     # Self-contained: nothing loaded from elsewhere, no script at all.
     assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html.lower()
-    assert "Recipe notes" in html and "epochs = 2 here; the paper: 82" in html
-    assert "width_scale = 0.125" in html and "lr = 0.1: not stated in the paper" in html
+    smoke = load_params(ROOT / "params.yaml")["profiles"]["smoke"]
+    assert "Recipe notes" in html and f"epochs = {smoke['recipe']['epochs']} here; the paper: 82" in html
+    assert f"width_scale = {smoke['model_overrides']['width_scale']}" in html and "lr = 0.1: not stated in the paper" in html
     assert "x86_64" in html and "2.13.0+cpu" in html and "<code>0123456789ab</code>" in html
     tables = smoke_report / "results" / "tables"
     assert (tables / "table3.csv").is_file() and (tables / "claims.json").is_file()
