@@ -85,11 +85,30 @@ def synthetic_data_root(synthetic_data) -> Path:
 
 
 @pytest.fixture(scope="session")
-def snakemade(tmp_path_factory) -> Path:
-    """A fresh git copy of the repository after `snakemake --cores 2 --config profile=smoke` ran to the end
-    (tests/pipeline.py). Shared by the pipeline, report and fault tests: copy it before changing it."""
+def quickstart(tmp_path_factory) -> dict:
+    """README's command 1 run once, as a new user runs it, on Debian's python3 (tests/pipeline.py,
+    `readme_command_1`); None where /usr/bin/python3 is absent (CI's machines have it)."""
+    from pipeline import DEBIAN_PYTHON, readme_command_1
+
+    return readme_command_1(tmp_path_factory.mktemp("quickstart")) if DEBIAN_PYTHON.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def snakemade(tmp_path_factory, quickstart) -> Path:
+    """A fresh git copy of the repository in which the smoke pipeline ran to the end: README's command 1
+    (`snakemake --cores all --config profile=smoke`) in the quickstart fixture's clone, or, where Debian's
+    Python is absent, `snakemake --cores 2 --config profile=smoke` in a fresh copy (tests/pipeline.py).
+    Shared by the pipeline, report and fault tests: copy it before changing it. The clone's virtual
+    environment is moved out of it first, so that copies stay small; its checks have run by then."""
     from pipeline import fresh_copy, snakemake
 
-    repo = fresh_copy(tmp_path_factory.mktemp("snakemade"))
-    snakemake(repo)
+    if quickstart is None:
+        repo = fresh_copy(tmp_path_factory.mktemp("snakemade"))
+        snakemake(repo)
+        return repo
+    repo = quickstart["repo"]
+    assert quickstart["returncode"] == 0, f"README's command 1 failed:\n{quickstart['log']}"
+    venv = repo / ".venv"
+    if venv.exists():
+        venv.rename(repo.parent / "clone-venv")  # no longer runnable (its scripts name this path): not needed
     return repo

@@ -7,6 +7,7 @@ users run them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -49,6 +50,97 @@ def fresh_copy(dest: Path) -> Path:
                 ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
+
+
+DEBIAN_PYTHON = Path("/usr/bin/python3")  # Debian 12's own 3.11.2: PEP 668, and no tarfile.data_filter
+
+
+def readme_commands() -> dict[str, str]:
+    """README's numbered quick-start commands, {"1": line, "2": line}, exactly as printed."""
+    section = (ROOT / "README.md").read_text().split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    commands = dict(re.findall(r"^# (\d)\. .*\n(.+)$", block, flags=re.M))
+    assert set(commands) == {"1", "2"}, f"README's quick start should number two commands: {block}"
+    return commands
+
+
+def new_users_shell(tmp: Path) -> dict[str, str]:
+    """A new user's environment: Debian's python3 first on the PATH, no virtual environment active, nothing
+    of the tests' own Python on the PATH (CI's tests run in .ci/run's environment, whose snakemake must not
+    stand in for a clone's), and no PYTEST_ADDOPTS (it carries CI's JUnit report path, which a clone's own
+    pytest run must not overwrite)."""
+    shim = tmp / "shim"
+    shim.mkdir(exist_ok=True)
+    if not (shim / "python3").exists():
+        (shim / "python3").symlink_to(DEBIAN_PYTHON)
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != BIN]
+    dropped = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS"}
+    return {**{k: v for k, v in os.environ.items() if k not in dropped},
+            "PATH": os.pathsep.join([str(shim), *path])}
+
+
+def readme_command_1(tmp: Path) -> dict:
+    """README's command 1 exactly as printed, in a fresh clone at `tmp`/clone, on Debian's python3 as a new
+    user's shell has it, then what a test needs to judge it, gathered while the clone's environment is there:
+    {"repo", "returncode", "log", "probe": [base prefix, Python, has data_filter, torch, torch's CUDA] or
+    None, "tar_tests": the clone's own tar refusal tests run on that Python, a CompletedProcess, or None}.
+
+    The session runs it once (conftest's `quickstart` fixture), and its finished smoke pipeline is also the
+    one the pipeline, report and fault tests share (`snakemade`): one smoke pipeline for both."""
+    repo = fresh_copy(tmp / "clone")
+    env = new_users_shell(tmp)
+    proc = subprocess.run(["bash", "-c", readme_commands()["1"]], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=1800)
+    result = {"repo": repo, "returncode": proc.returncode, "probe": None, "tar_tests": None,
+              "log": f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"}
+    venv_python = repo / ".venv/bin/python"
+    if proc.returncode != 0 or not venv_python.is_file():
+        return result
+    probe = "import json, sys, tarfile, torch; print(json.dumps([sys.base_prefix, sys.version.split()[0], " \
+            "hasattr(tarfile, 'data_filter'), torch.__version__, torch.version.cuda]))"
+    result["probe"] = json.loads(subprocess.run([str(venv_python), "-c", probe], cwd=repo, env=env,
+                                                capture_output=True, text=True, check=True).stdout)
+    # The tar refusals on this Python itself; where it predates data_filter, that is the fallback's proof.
+    result["tar_tests"] = subprocess.run(
+        [str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_data.py", "-k",
+         "bad_tarball or standard_library or malicious_pickle"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=900,
+    )
+    return result
+
+
+# Short runs for tests that train again beyond the session's one smoke pipeline, where what they prove does
+# not need the runs to learn: 512 images in batches of 128, 2 epochs, the milestone after the first (8 steps
+# instead of the smoke profile's 72). tests/test_slurm.py's fault tests count their steps from it.
+SHORT_RUNS = {"synthetic": {"n_train": 512, "n_test": 256, "seed": 0},
+              "recipe": {"epochs": 2, "batch_size": 128, "milestones": [1]}}
+# A slice of the smoke profile with every kind of stage in it: both datasets (Table 2's CIFAR-100), the two
+# ablated runs of Figure 3 (shared with Table 3), a Table 4 grid point, Table 5, a Figure 4 run: 7 runs
+# instead of 21.
+SMOKE_SLICE = {
+    "table1_2": {"seeds": [0]},
+    "table3": {"seeds": [0], "datasets": ["cifar10"], "models": ["resnet_init_18", "rir_18"]},
+    "table4": {"grid": {"blocks": [[1, 1, 1]], "layers_per_block": [2]}},
+    "table5": {"seeds": [0], "datasets": ["cifar10"], "models": ["all_cnn_c_resnet_init"]},
+    "figure3": {"datasets": ["cifar10"]},
+    "figure4": {"seeds": [0], "grid": {"layers_per_block": [2]}},
+}
+
+
+def cut_smoke_profile(repo: Path, families: bool = True) -> None:
+    """Cut the copy's smoke profile to SHORT_RUNS, and with `families` to SMOKE_SLICE's runs, then write the
+    copy's dvc.yaml and run list anew from it (`rir dvc`), as a user does after editing params.yaml."""
+    import yaml
+
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    smoke = params["profiles"]["smoke"]
+    for key, value in SHORT_RUNS.items():
+        smoke[key] = {**smoke.get(key, {}), **value}
+    if families:
+        smoke["families"] = SMOKE_SLICE
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "rir", "dvc", "--params", str(path), "--root", str(repo))
 
 
 def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

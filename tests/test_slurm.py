@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from pipeline import SHORT_RUNS, cut_smoke_profile
 
 from rir.gpu import FAKE_COUNT, LOCK_DIR, RUNS_PER_GPU
 from rir.train import FAULT_ENV, FAULT_FLAG_ENV
@@ -177,7 +177,11 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
 
 @pytest.mark.slow
 def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
+    """The whole DAG, every kind of job, on a slice of the smoke profile with short runs (tests/pipeline.py):
+    two stand-in GPUs train two runs at a time, and each job pays SLURM's scheduling and the plugin's polling,
+    so the full profile would take minutes more and prove nothing more."""
     copy_tracked_files(tmp_path)
+    cut_smoke_profile(tmp_path)
     # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
     proc = run_snakemake(tmp_path, "--config", "profile=smoke", "--slurm-keep-successful-logs")
     log = proc.stdout + proc.stderr
@@ -200,12 +204,10 @@ def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
 # --- Faults as SLURM delivers them ------------------------------------------------------------------------
 
 RUN = "resnet_18__cifar10__s0"
-# The fault tests train a shorter run than the smoke profile's (which is sized for its runs to learn): 512
-# images in batches of 128, 2 epochs, the milestone after the first. Their step counts follow from it, and the
-# run resumed after a time limit finishes well inside a one-minute limit without reaching the pause again.
-FAULT_SHAPE = {"synthetic": {"n_train": 512, "n_test": 256, "seed": 0},
-               "recipe": {"epochs": 2, "batch_size": 128, "milestones": [1]}}
-STEPS_PER_EPOCH = 512 // 128
+# The fault tests train tests/pipeline.py's SHORT_RUNS, not the smoke profile's (sized for its runs to learn):
+# their step counts follow from it, and the run resumed after a time limit finishes well inside a one-minute
+# limit without reaching the pause again.
+STEPS_PER_EPOCH = SHORT_RUNS["synthetic"]["n_train"] // SHORT_RUNS["recipe"]["batch_size"]
 # The first step of epoch 2: a run paused there has written its epoch-1 checkpoint and has steps left to lose.
 AFTER_FIRST_CHECKPOINT = STEPS_PER_EPOCH + 1
 # Fields of metrics.json that measure the machine or the clock, not the run; everything else must be equal.
@@ -310,7 +312,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     any fault: the reference run, and the prepared smoke data the fault tests start from."""
     repo = tmp_path_factory.mktemp("uninterrupted")
     copy_tracked_files(repo)
-    fault_shape(repo)
+    cut_smoke_profile(repo, families=False)
     environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", metrics_target(RUN), "--config",
                            "profile=smoke"], cwd=repo, env=environ, capture_output=True, text=True,
@@ -319,22 +321,12 @@ def uninterrupted(tmp_path_factory) -> Path:
     return repo
 
 
-def fault_shape(repo: Path) -> None:
-    """Cut the copy's smoke profile to FAULT_SHAPE (the rest of the profile stays as it is)."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    smoke = params["profiles"]["smoke"]
-    smoke["synthetic"] = {**smoke.get("synthetic", {}), **FAULT_SHAPE["synthetic"]}
-    smoke["recipe"] = {**smoke.get("recipe", {}), **FAULT_SHAPE["recipe"]}
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def workflow_copy(dest: Path, uninterrupted: Path) -> Path:
     """A fresh copy of the repository with the smoke data already prepared (mtimes kept, so Snakemake sees
     it up to date): only training jobs go to SLURM, and each test saves two jobs' worth of polling."""
     dest.mkdir(exist_ok=True)
     copy_tracked_files(dest)
-    fault_shape(dest)
+    cut_smoke_profile(dest, families=False)
     shutil.copytree(uninterrupted / "data", dest / "data")
     return dest
 
