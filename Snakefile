@@ -34,6 +34,19 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# Under a cluster executor (workflow/profiles/slurm) these run where Snakemake runs, the login node, not as
+# cluster jobs: `fetch` downloads CIFAR, and compute nodes often have no network; the others are seconds of
+# CPU that would each wait their turn in the scheduler. Training, evaluation and ablation go to the GPUs.
+localrules:
+    synth,
+    fetch,
+    tables,
+    figures,
+    gridsearch_summary,
+    readings_summary,
+    report,
+
+
 rule all:
     default_target: True
     input:

@@ -177,9 +177,10 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
 
 @pytest.mark.slow
 def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
-    """The whole DAG, every kind of job, on a slice of the smoke profile with short runs (tests/pipeline.py):
-    two stand-in GPUs train two runs at a time, and each job pays SLURM's scheduling and the plugin's polling,
-    so the full profile would take minutes more and prove nothing more."""
+    """The whole DAG on a slice of the smoke profile with short runs (tests/pipeline.py): two stand-in GPUs
+    train two runs at a time, and each job pays SLURM's scheduling and the plugin's polling, so the full
+    profile would take minutes more and prove nothing more. Training, evaluation and ablation are SLURM jobs;
+    the data and report rules are the Snakefile's localrules (compute nodes often have no network)."""
     copy_tracked_files(tmp_path)
     cut_smoke_profile(tmp_path)
     # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
@@ -191,6 +192,8 @@ def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
     trained = {p.parent.name for p in (tmp_path / "results" / "smoke" / "runs").glob("*/metrics.json")}
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs" / "rule_train"
     assert trained and {p.parent.name for p in slurm_logs.glob("*/*.log")} == trained
+    jobs = {p.name for p in (tmp_path / ".snakemake" / "slurm_logs").iterdir()}
+    assert jobs == {"rule_train", "rule_evaluate", "rule_ablate"}, jobs
     # Nothing left to do: the finished DAG is complete as Snakemake sees it.
     dry = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--config", "profile=smoke"],
