@@ -123,16 +123,21 @@ def _physical_gpu_count() -> int:
 
 def count_gpus() -> int:
     """How many NVIDIA GPUs this box has, found without initializing CUDA ($RIR_FAKE_GPU_COUNT in tests)."""
-    fake = os.environ.get(FAKE_COUNT)
-    if fake is not None:
-        try:
-            count = int(fake)
-        except ValueError:
-            raise UserError(f"{FAKE_COUNT}={fake!r}: not an integer") from None
-        if count < 0:
-            raise UserError(f"{FAKE_COUNT}={fake!r}: must not be negative")
-        return count
+    if FAKE_COUNT in os.environ:
+        return _env_int(FAKE_COUNT, minimum=0)
     return _physical_gpu_count()
+
+
+def _env_int(name: str, minimum: int, default: str | None = None) -> int:
+    """The whole number in $name (else `default`), at least `minimum`; else one line naming the variable."""
+    value = os.environ.get(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}={value!r}: not an integer") from None
+    if number < minimum:
+        raise UserError(f"{name}={value!r}: must be at least {minimum}")
+    return number
 
 
 def present_gpu_count() -> int:
@@ -158,14 +163,7 @@ def inventory() -> tuple[list[str], bool]:
 
 def runs_per_gpu_default() -> int:
     """$RIR_RUNS_PER_GPU, else 1."""
-    value = os.environ.get(RUNS_PER_GPU, "1")
-    try:
-        runs = int(value)
-    except ValueError:
-        raise UserError(f"{RUNS_PER_GPU}={value!r}: not an integer") from None
-    if runs < 1:
-        raise UserError(f"{RUNS_PER_GPU}={value!r}: must be at least 1")
-    return runs
+    return _env_int(RUNS_PER_GPU, minimum=1, default="1")
 
 
 def gpu_slots(runs_per_gpu: int | None = None) -> int:

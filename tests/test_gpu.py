@@ -332,15 +332,17 @@ def test_apply_gpu_lease_reads_runs_per_gpu_from_the_environment(tmp_path, monke
 
 def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "two")
-    with pytest.raises(UserError, match="RIR_FAKE_GPU_COUNT"):
-        gpu.acquire_gpu(lock_dir=tmp_path)
+    for value, fault in (("two", "not an integer"), ("-1", "must be at least 0")):
+        monkeypatch.setenv(gpu.FAKE_COUNT, value)
+        with pytest.raises(UserError, match=f"RIR_FAKE_GPU_COUNT='{value}': {fault}"):
+            gpu.acquire_gpu(lock_dir=tmp_path)
     monkeypatch.setenv(gpu.FAKE_COUNT, "1")
     with pytest.raises(UserError, match="runs_per_gpu"):
         gpu.acquire_gpu(0, lock_dir=tmp_path)
-    monkeypatch.setenv(gpu.RUNS_PER_GPU, "many")
-    with pytest.raises(UserError, match="RIR_RUNS_PER_GPU"):
-        gpu.apply_gpu_lease("auto")
+    for value, fault in (("many", "not an integer"), ("0", "must be at least 1")):
+        monkeypatch.setenv(gpu.RUNS_PER_GPU, value)
+        with pytest.raises(UserError, match=f"RIR_RUNS_PER_GPU='{value}': {fault}"):
+            gpu.apply_gpu_lease("auto")
 
 
 def test_parse_nvidia_smi_list_ignores_mig_devices():

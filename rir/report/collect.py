@@ -1,4 +1,5 @@
-"""Read what the pipeline has produced for a profile: run directories and Figure 3's ablation CSVs.
+"""Read what the pipeline has produced for a profile: run directories, Figure 3's ablation CSVs, and the
+summaries of the optional families (grid search, readings of RiR), which are also written here.
 
 Layout (results/<profile>/): `runs/<run_id>/` with metrics.json (written last: its presence means the run
 ended), history.csv, config.json, env.json and optionally eval.json (`rir evaluate`); `ablation/<run_id>.csv`.
@@ -155,3 +156,38 @@ def read_ablation(results_dir: str | Path, runs: dict[str, RunSpec]) -> tuple[pd
     if not frames:
         return pd.DataFrame(columns=columns), errors
     return pd.concat(frames, ignore_index=True), errors
+
+
+SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md")  # an optional family's summary, in its folder
+
+
+def write_summary_files(out_dir: str | Path, summary: dict[str, Any], rows: list[dict[str, Any]],
+                        markdown: str) -> list[Path]:
+    """An optional family's summary in `out_dir`, each file written atomically: summary.json (`summary`
+    itself), summary.csv (`rows`, one a line) and summary.md (`markdown`). Returns their paths."""
+    from rir.io import atomic_write_json, atomic_write_text
+
+    paths = [Path(out_dir) / name for name in SUMMARY_FILES]
+    atomic_write_json(paths[0], summary)
+    atomic_write_text(paths[1], pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(paths[2], markdown)
+    return paths
+
+
+def read_summary_file(folder: str | Path, what: str, list_key: str,
+                      finish: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the summary.json in `folder` after `finish(summary)` has filled in what the report shows, or None
+    while its stage has not run; problems, one line each). A file that is not a `what` summary (no list
+    under `list_key`) or that `finish` cannot read is a problem for the report to show, never a crash."""
+    path = Path(folder) / SUMMARY_FILES[0]
+    if not path.is_file():
+        return None, []
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(summary, dict) or not isinstance(summary.get(list_key), list):
+            raise ValueError(f"not a {what} summary")
+        finish(summary)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return None, [f"{path}: unreadable {what} summary ({type(err).__name__}: {err})"]
+    summary["path"] = str(path)
+    return summary, []

@@ -26,11 +26,10 @@ from typing import Any
 
 from rir.model_options import known_defaults
 from rir.report.aggregate import grid_key, runs_frame
-from rir.report.collect import COMPLETED, read_runs
+from rir.report.collect import COMPLETED, read_runs, read_summary_file, write_summary_files
 from rir.report.stats import summarize
 
 SUMMARY_FOLDER = "gridsearch"
-SUMMARY_JSON = "summary.json"
 
 
 def recipe_setting(model: str, keys: list[str], resolved: dict[str, Any]) -> dict[str, Any]:
@@ -147,34 +146,19 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def write_summary(summary: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """summary.json, summary.csv and summary.md under `out_dir`, each atomically."""
-    import pandas as pd
-
-    from rir.io import atomic_write_json, atomic_write_text
-
-    out_dir = Path(out_dir)
     rows = [{"family": s["family"], "model": s["model"], "dataset": s["dataset"], "holdout": s["holdout"],
              **{k: _cell(r[k]) for k in s["keys"]}, "rank": r["rank"], "holdout_accuracy": r["mean"],
              "std": r["std"], "n_completed": r["n_completed"], "n_runs": r["n_runs"], "recipe": r["recipe"],
              "synthetic": summary["synthetic"]}
             for s in summary["searches"] for r in s["rows"]]
-    atomic_write_json(out_dir / SUMMARY_JSON, summary)
-    atomic_write_text(out_dir / "summary.csv", pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(out_dir / "summary.md", markdown(summary))
-    return [out_dir / SUMMARY_JSON, out_dir / "summary.csv", out_dir / "summary.md"]
+    return write_summary_files(out_dir, summary, rows, markdown(summary))
 
 
 def read_summary(results_dir: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
     """(the summary the grid-search stage wrote, or None when it has not run; problems, one line each)."""
-    path = Path(results_dir) / SUMMARY_FOLDER / SUMMARY_JSON
-    if not path.is_file():
-        return None, []
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(summary, dict) or not isinstance(summary.get("searches"), list):
-            raise ValueError("not a grid-search summary")
+
+    def verdicts(summary: dict[str, Any]) -> None:
         for search in summary["searches"]:
             search["verdict"] = verdict(search)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
-        return None, [f"{path}: unreadable grid-search summary ({type(err).__name__}: {err})"]
-    summary["path"] = str(path)
-    return summary, []
+
+    return read_summary_file(Path(results_dir) / SUMMARY_FOLDER, "grid-search", "searches", verdicts)

@@ -11,16 +11,14 @@ tables and claims of the report use the authors' reading (rir_18_wide) whatever 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rir.model_options import READINGS
-from rir.report.collect import COMPLETED, read_runs
+from rir.report.collect import COMPLETED, read_runs, read_summary_file, write_summary_files
 from rir.report.stats import summarize
 
 SUMMARY_FOLDER = "readings"
-SUMMARY_JSON = "summary.json"
 FAMILY = "readings"
 PAPER_MODEL = "rir_18_wide"  # the paper's "18-layer + wide RiR" cells of Tables 1-2 (FACTS.md)
 
@@ -101,35 +99,20 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def write_summary(summary: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """summary.json, summary.csv and summary.md under `out_dir`, each atomically."""
-    import pandas as pd
-
-    from rir.io import atomic_write_json, atomic_write_text
-
-    out_dir = Path(out_dir)
     rows = [{"reading": r["name"], "model": r["model"], "dataset": d, "params": c["params"],
              "mean_accuracy": c["mean"], "half_width": c["half_width"], "distance_to_paper": c["distance"],
              "paper": summary["paper"].get(d, {}).get("value"), "n_completed": c["n_completed"],
              "n_runs": c["n_runs"], "synthetic": summary["synthetic"]}
             for r in summary["readings"] for d, c in r["cells"].items()]
-    atomic_write_json(out_dir / SUMMARY_JSON, summary)
-    atomic_write_text(out_dir / "summary.csv", pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(out_dir / "summary.md", markdown(summary))
-    return [out_dir / SUMMARY_JSON, out_dir / "summary.csv", out_dir / "summary.md"]
+    return write_summary_files(out_dir, summary, rows, markdown(summary))
 
 
 def read_summary(results_dir: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
     """(the summary `rir report readings` wrote, or None before it has run; problems, one line each)."""
-    path = Path(results_dir) / SUMMARY_FOLDER / SUMMARY_JSON
-    if not path.is_file():
-        return None, []
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(summary, dict) or not isinstance(summary.get("readings"), list):
-            raise ValueError("not a readings summary")
+
+    def views(summary: dict[str, Any]) -> None:
         for row in summary["readings"]:
             row["views"] = [{"dataset": d, "params": c["params"], "accuracy": _acc(c), "distance": _dist(c)}
                             for d, c in ((d, row["cells"][d]) for d in summary["datasets"])]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
-        return None, [f"{path}: unreadable readings summary ({type(err).__name__}: {err})"]
-    summary["path"] = str(path)
-    return summary, []
+
+    return read_summary_file(Path(results_dir) / SUMMARY_FOLDER, "readings", "readings", views)
