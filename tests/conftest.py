@@ -87,17 +87,19 @@ def synthetic_data_root(synthetic_data) -> Path:
 @pytest.fixture(scope="session")
 def quickstart(tmp_path_factory) -> dict:
     """README's command 1 run once, as a new user runs it, on Debian's python3 (tests/pipeline.py,
-    `readme_command_1`); None where /usr/bin/python3 is absent (CI's machines have it)."""
-    from pipeline import DEBIAN_PYTHON, readme_command_1
+    `readme_command_1`); None where /usr/bin/python3 is absent or older than 3.11 (CI's machines have
+    Debian 12's)."""
+    from pipeline import readme_command_1, system_python_supported
 
-    return readme_command_1(tmp_path_factory.mktemp("quickstart")) if DEBIAN_PYTHON.is_file() else None
+    return readme_command_1(tmp_path_factory.mktemp("quickstart")) if system_python_supported() else None
 
 
 @pytest.fixture(scope="session")
 def snakemade(tmp_path_factory, quickstart) -> Path:
     """A fresh git copy of the repository in which the smoke pipeline ran to the end: README's command 1
     (`snakemake --cores all --config profile=smoke`) in the quickstart fixture's clone, or, where Debian's
-    Python is absent, `snakemake --cores 2 --config profile=smoke` in a fresh copy (tests/pipeline.py).
+    Python is absent (or too old), `snakemake --cores 2 --config profile=smoke` in a fresh copy
+    (tests/pipeline.py).
     Shared by the pipeline, report and fault tests: copy it before changing it. The clone's virtual
     environment is moved out of it first, so that copies stay small; its checks have run by then."""
     from pipeline import fresh_copy, snakemake
