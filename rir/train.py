@@ -21,6 +21,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import signal
 import sys
 import time
@@ -32,6 +33,7 @@ import torch
 from rir.device import apply_math_mode, autocast, math_mode, refuse_unasked_cpu, resolve_device
 from rir.errors import UserError
 from rir.recipe import TrainConfig
+from rir.stages import code_digest
 
 EXIT_DIVERGED = 3  # a NaN/inf training loss (exit 0 instead with --allow-diverged)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun to resume
@@ -160,9 +162,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     history: list[dict] = []
     start_epoch, start_step, elapsed = 0, 0, 0.0
     partial = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+    code = code_digest("train")
     ckpt = load_latest(state_dir)
     if ckpt is not None:
-        _check_same_run(ckpt["config"], cfg, state_dir)
+        reason = _not_resumable(ckpt, cfg, code)
+        if reason:  # state of another run as configured: never reused, never a reason to refuse
+            print(f"starting from the first step: {reason}; {_set_aside(state_dir)}", flush=True)
+            ckpt = None
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         for group in optimizer.param_groups:  # fused SGD follows this run's device, not the checkpoint's
@@ -178,7 +185,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": capture_rng(), "epoch": epoch, "step": step, "partial": part, "history": history,
-            "elapsed": elapsed + time.perf_counter() - started, "config": cfg.to_dict(),
+            "elapsed": elapsed + time.perf_counter() - started, "config": cfg.to_dict(), "code": code,
         }, epoch, step)
 
     stop = _StopFlag()
@@ -240,18 +247,43 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     elapsed += time.perf_counter() - started
     metrics = _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed)
     _write_run(out_dir, cfg, model, arrays.num_classes, history, metrics, device)
+    # The run has ended (completed or diverged): its state is spent. A rerun, forced or after a change,
+    # trains from the first step; it never resumes a finished run and rewrites the old numbers.
+    shutil.rmtree(state_dir, ignore_errors=True)
     return metrics
 
 
-def _check_same_run(saved: dict, cfg: TrainConfig, state_dir: Path) -> None:
-    """Refuse to continue a checkpoint made for another model or recipe."""
+def _not_resumable(saved: dict, cfg: TrainConfig, code: str) -> str | None:
+    """Why a checkpoint cannot be resumed by this run, or None when it can.
+
+    A checkpoint resumes only the run that wrote it, as configured then, interrupted before its end: the
+    same resolved configuration (except `TrainConfig.RESUMABLE_CHANGES`, which cannot change the numbers),
+    the same training code (`rir.stages.code_digest`), and epochs left to train. Anything else starts again
+    from the first step (DESIGN.md, "Resumable state belongs to one run as configured"). A change in the
+    code restarts a half-finished run too: mixing epochs of two versions of the code would make a number
+    that no version computes, the safer choice for a reproduction (DEVELOPING.md, "Reruns").
+    """
     current = cfg.to_dict()
-    differing = sorted(k for k in set(saved) | set(current)
-                       if k not in TrainConfig.RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    old = saved.get("config", {})
+    differing = sorted(k for k in set(old) | set(current)
+                       if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != current.get(k))
     if differing:
         k = differing[0]
-        raise UserError(f"the checkpoint in {state_dir} belongs to another run ({k}: {saved.get(k)!r} there, "
-                        f"{current.get(k)!r} now); use another --state-dir or delete it")
+        return f"the configuration changed ({k}: {old.get(k)!r} in the checkpoint, {current.get(k)!r} now)"
+    if saved.get("code") != code:
+        return "the training code changed since the checkpoint was written"
+    if int(saved.get("epoch", 0)) >= cfg.epochs:
+        return "the checkpoint is of a run that already finished"
+    return None
+
+
+def _set_aside(state_dir: Path) -> str:
+    """Move a state folder that cannot be resumed to `<name>.superseded` (replacing an older one there), so
+    that it is never read again but a mistaken change loses nothing yet; returns what was done."""
+    aside = state_dir.with_name(state_dir.name + ".superseded")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(state_dir, aside)
+    return f"the old state is moved to {aside}"
 
 
 def _progress_bar():

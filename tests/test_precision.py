@@ -38,19 +38,24 @@ def test_bf16_and_fp32_reach_the_same_accuracy(synthetic_data_root, tmp_path):
     assert abs(accuracy["bf16"] - accuracy["fp32"]) <= TOLERANCE_POINTS, accuracy
 
 
-def test_bf16_keeps_fp32_master_weights_and_optimizer_state(synthetic_data, tmp_path):
+def test_bf16_keeps_fp32_master_weights_and_optimizer_state(synthetic_data, tmp_path, monkeypatch):
     """bf16 is autocast only: the parameters, BatchNorm's running statistics and SGD's momentum stay fp32,
-    in the checkpoint a bf16 run resumes from and in its model.pt."""
+    in the checkpoint a bf16 run resumes from and in its model.pt. The checkpoint is read while the run is
+    unfinished (SIGTERM at the end of epoch 1 of 2): a finished run's state is removed."""
     import torch
 
     from rir.checkpoint import load_latest
+    from rir.train import FAULT_ENV
 
     cfg = TrainConfig.from_dict({
         "model": "rir_18", "model_overrides": {"width": 4}, "dataset": "cifar10",
-        "data_root": str(synthetic_data("cifar10", 512, 256, 0)), "epochs": 1, "batch_size": 256,
+        "data_root": str(synthetic_data("cifar10", 512, 256, 0)), "epochs": 2, "batch_size": 256,
         "device": "cpu", "threads": 1, "precision": "bf16"})
-    assert train(cfg, tmp_path / "run")["precision"] == "bf16"
+    monkeypatch.setenv(FAULT_ENV, "TERM@2")  # 2 steps an epoch: the signal lands on epoch 1's last step
+    assert train(cfg, tmp_path / "run")["status"] == "preempted"
     ckpt = load_latest(tmp_path / "run" / "state")
+    monkeypatch.delenv(FAULT_ENV)
+    assert train(cfg, tmp_path / "run")["precision"] == "bf16"
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
     for where, weights in (("checkpoint", ckpt["model"]), ("model.pt", saved)):
         floats = {k: v.dtype for k, v in weights.items() if v.is_floating_point()}

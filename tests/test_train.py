@@ -8,6 +8,7 @@ CIFAR-10 (512 training, 256 test images) with a ResNet of width 8, one thread, d
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,16 @@ import torch
 
 from rir.cli import main
 from rir.errors import UserError
-from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV, TrainConfig
+from rir.stages import code_digest
+from rir.train import (
+    EXIT_DIVERGED,
+    EXIT_PREEMPTED,
+    FAULT_ENV,
+    FAULT_FLAG_ENV,
+    FAULT_RUN_ENV,
+    TrainConfig,
+    _not_resumable,
+)
 
 N_TRAIN, N_TEST, BATCH = 512, 256, 64  # 8 steps per epoch
 TINY = ["--model", "resnet_18", "--override", "width=8", "--batch-size", str(BATCH), "--lr", "0.05",
@@ -186,13 +196,80 @@ def test_sigkill_in_epoch_2_then_rerun_is_bit_identical(data_root, reference_run
     assert sorted(p.name for p in (run / "state").glob("*.pt")) == ["ckpt-e0001-s000000.pt"]
     assert not (run / "metrics.json").exists() and not (run / "model.pt").exists()
 
-    other = train_tiny(data_root, run, None, "--lr", "0.1")  # another recipe must not resume this state
-    assert other.returncode == 2 and "lr" in other.stderr and len(other.stderr.strip().splitlines()) == 1
-
     resumed = train_tiny(data_root, run)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout and "warning" not in resumed.stderr
     assert_same_run(reference_run, run)
+
+
+# --- State belongs to one run as configured (DESIGN.md): never resumed by a finished or changed run -------
+
+
+@pytest.mark.slow
+def test_a_finished_run_started_again_trains_from_the_first_step_to_the_same_numbers(data_root,
+                                                                                   reference_run, tmp_path):
+    """A forced rerun (`snakemake --forcerun`, `dvc repro -f`, a code fix) trains again: a deterministic CPU
+    run gives the same weights and accuracy. A finished run leaves no state to resume."""
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    assert not (run / "state").exists()  # spent at the end of the run
+    (run / "metrics.json").write_text("{}")  # the old result: the rerun must write its own
+    again = train_tiny(data_root, run)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" not in again.stdout and again.stdout.count("epoch ") == 3, again.stdout
+    assert_same_run(reference_run, run)
+
+
+@pytest.mark.slow
+def test_a_changed_configuration_starts_from_the_first_step_with_the_old_state_set_aside(data_root,
+                                                                                      tmp_path):
+    """A checkpoint of lr 0.05 is never resumed by lr 0.1, nor refused: the run starts at epoch 1, equal to
+    a fresh lr 0.1 run, and the old state is kept aside, never read."""
+    run = tmp_path / "run"
+    assert train_tiny(data_root, run, f"KILL@{8 + 3}").returncode == -9
+    old_state = {p.name: p.read_bytes() for p in (run / "state").iterdir()}
+    changed = train_tiny(data_root, run, None, "--lr", "0.1")
+    assert changed.returncode == 0, changed.stderr
+    assert "resuming" not in changed.stdout, changed.stdout
+    assert "starting from the first step: the configuration changed (lr: 0.05 in the checkpoint, 0.1 now)" \
+        in changed.stdout, changed.stdout
+    assert {p.name: p.read_bytes() for p in (run / "state.superseded").iterdir()} == old_state
+    fresh = train_tiny(data_root, tmp_path / "fresh", None, "--lr", "0.1")
+    assert fresh.returncode == 0, fresh.stderr
+    assert_same_run(tmp_path / "fresh", run)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_other_training_code_is_not_resumed(data_root, reference_run, tmp_path):
+    """The checkpoint records the training code's digest (rir.stages.code_digest); state written by other
+    code (here: the digest rewritten, sidecar and all) restarts the run from the first step."""
+    from rir.checkpoint import list_checkpoints, load_latest, save_checkpoint
+
+    run = tmp_path / "run"
+    assert train_tiny(data_root, run, f"KILL@{8 + 3}").returncode == -9
+    state = load_latest(run / "state")
+    assert state["code"] == code_digest("train")
+    for path in list_checkpoints(run / "state"):
+        path.unlink()
+    save_checkpoint(run / "state", {**state, "code": "0" * 64}, epoch=1)
+    again = train_tiny(data_root, run)
+    assert again.returncode == 0, again.stderr
+    assert "starting from the first step: the training code changed" in again.stdout, again.stdout
+    assert_same_run(reference_run, run)
+
+
+def test_resumable_is_decided_by_configuration_code_and_epochs_left():
+    """The rule itself, including a finished run's checkpoint left by a crash before its state was removed
+    (no fault can land between the last checkpoint and the end of the run)."""
+    cfg = TrainConfig.from_dict({"epochs": 3, "lr": 0.05})
+    code = code_digest("train")
+    saved = {"config": cfg.to_dict(), "code": code, "epoch": 2}
+    assert _not_resumable(saved, cfg, code) is None
+    assert _not_resumable({**saved, "config": {**cfg.to_dict(), "threads": 4}}, cfg, code) is None
+    assert "already finished" in _not_resumable({**saved, "epoch": 3}, cfg, code)
+    assert "code changed" in _not_resumable(saved, cfg, "f" * 64)
+    assert "(epochs: 3 in the checkpoint, 5 now)" in _not_resumable(saved, TrainConfig.from_dict(
+        {"epochs": 5, "lr": 0.05}), code)
 
 
 @pytest.mark.slow
