@@ -10,7 +10,8 @@ import sys
 
 from snakemake.utils import min_version
 
-from rir.config import validate_params
+from rir.config import read_yaml, validate_params
+from rir.dvcgen import stage_address
 from rir.errors import UserError
 
 min_version("9.0")
@@ -68,14 +69,20 @@ rule readings:
 
 
 onsuccess:
-    # Record what Snakemake produced in DVC's lock and cache, so `dvc repro` finds nothing to redo
-    # (DESIGN.md: a run finished by one tool is not redone by the other): the report, the grid search and
-    # the readings, each once it exists. Skipped outside a DVC repo, and for a target short of either (DVC commits a stage
-    # with all its upstream). --no-relink: relinking rewrites the outputs, and their new mtimes would make
-    # Snakemake rerun jobs.
-    finished = [stage for stage, path in ((f"report-{PROFILE}", f"{REPORTS}/index.html"),
-                                          (f"gridsearch-{PROFILE}", f"{GRIDSEARCH_SUMMARY}/summary.json"),
-                                          (f"readings-{PROFILE}", f"{READINGS_SUMMARY}/summary.json"))
-                if os.path.exists(path)]
-    if os.path.isdir(".dvc") and shutil.which("dvc") and finished:
-        shell(f"dvc commit --force --quiet --no-relink --with-deps {' '.join(finished)} || echo 'warning: dvc commit failed'")
+    # Record what Snakemake made in DVC's lock and cache, so `dvc repro` finds nothing to redo (DESIGN.md: a
+    # run finished by one tool is not redone by the other), and so that dvc.lock records what ran: only the
+    # targets whose whole DAG this invocation covered (the report; the grid search's and the readings'
+    # summaries), since then every job upstream is up to date by Snakemake's rules, which declare the same
+    # code, data and configuration as DVC's stages. `rir dvc` first writes DVC's pipelines and the runs'
+    # configurations from params.yaml as it is (the guard stage's work), so the commit stamps the
+    # configuration that trained. --no-relink: relinking rewrites the outputs, and their new mtimes would
+    # make Snakemake rerun jobs. Skipped outside a DVC repo. Snakemake runs this only when a job ran.
+    in_dag = {job.rule.name for job in workflow.dag.jobs}
+    on_file = read_yaml("params.yaml", "params file")  # DVC's top dvc.yaml is the profile it names
+    stages = [stage_address(on_file, PROFILE, stage, family)
+              for rule, stage, family in (("report", "report", None), ("gridsearch_summary", "gridsearch",
+                                          "gridsearch"), ("readings_summary", "readings", "readings"))
+              if rule in in_dag]
+    if os.path.isdir(".dvc") and shutil.which("dvc") and stages:
+        shell(f"rir dvc > /dev/null && dvc commit --force --quiet --no-relink --with-deps {' '.join(stages)}"
+              " || echo 'warning: dvc commit failed'")

@@ -1,254 +1,369 @@
-"""dvc.yaml and its run list, generated from params.yaml: the runs, `rir` commands and files of Snakemake.
+"""DVC's pipelines, generated from params.yaml: the runs, `rir` commands and files of Snakemake.
 
-dvc.yaml holds one templated stage per kind of per-run or per-dataset work (synth, fetch, fetch-synthetic,
-train, evaluate, ablate), written with DVC's own `foreach` over the run list `RUNS_FILE`, plus one stage per
-profile for each aggregate kind (tables, figures, report, grid search). `rir dvc` writes both files from
-`rir.config.expand_runs`, exactly the expansion the Snakefile uses, so shared runs are one entry (trained
-once); both are committed, and `rir dvc --check` (run by the tests) fails while either is stale.
+Why this shape (DESIGN.md, "Reruns tell the truth"; DEVELOPING.md, "Reruns"):
+- **One pipeline file per target.** `dvc.yaml` at the top holds the default target of the profile params.yaml
+  selects (`profile:`, the paper's), so a bare `dvc repro` runs what a bare `snakemake --cores all` runs.
+  Every other profile's default target is `workflow/dvc/<profile>/dvc.yaml` (`dvc repro
+  workflow/dvc/smoke/dvc.yaml`), and each optional family of a profile `workflow/dvc/<profile>/<family>/
+  dvc.yaml`: it runs only when named. Each file iterates with DVC's own `foreach` over the run list beside
+  it (`runs.yaml`), so it stays short: one template per kind of per-run work.
+- **A guard stage follows params.yaml itself.** The stage `configs` of the top file depends on every key of
+  params.yaml (so `dvc exp show` and `dvc params diff` show them as columns) and on the code that expands
+  it. Its command, `rir dvc --stage`, writes each run's resolved configuration to
+  `results/<profile>/configs/<run_id>.json` (and each dataset's data settings, and which runs each family
+  holds), and every stage depends on the files it reads there. DVC checks a stage's dependencies when it
+  reaches the stage, after the guard has run, so an edit of params.yaml reruns exactly the runs whose
+  resolved configuration changed, in the same `dvc repro`, whichever key was edited. An edit that adds or
+  removes runs changes the stages themselves, which DVC resolved before anything ran: the guard then
+  rewrites the pipeline files and stops the repro before any other stage, with one line saying to run it
+  again (every stage depends on the guard, so none runs first).
+- **DVC's views.** Each evaluated run writes four numbers to `results/metrics/<profile>/<run_id>.json` and
+  the figures stage copies its PNGs to `results/plots/<profile>/`; the top file's `metrics:` and `plots:`
+  name those two folders. They are views, deliberately not stage outputs: DVC lists every output declared
+  under a metrics or plots folder, made or not, as a row of dashes with a "failed to load" warning, and a
+  workspace that ran one profile would show one for every run of the others. So `dvc metrics show` has one
+  row per finished run, and nothing for runs never made. `rir dvc` (also the guard, and Snakemake's
+  onsuccess) writes them again from the runs' outputs, which is what a `dvc pull` restores. The provenance
+  stays in the run folder (metrics.json, env.json).
+- **Aggregates depend on folders, not on long lists.** The tables stage depends on the profile's folder of
+  evaluations (`results/<profile>/evaluations/`, `rir evaluate --out`) and of ablations (DVC connects a folder
+  dependency to every stage writing into it); an optional family's summary lists its runs' metrics.json in
+  its own small file. DVC cannot interpolate a list into `deps` (treeverse/dvc#8171, #7151), so no
+  dependency list is templated.
 
-Why the aggregate stages are written per profile and not templated: DVC cannot interpolate a list into
-`deps` (treeverse/dvc#8171, #7151; its parser refuses "Cannot interpolate data of type 'list'"), and a
-directory dependency on results/<profile>/runs would also take in the optional grid search's runs, which the
-report must not depend on. So those few stages list their runs' files themselves, in one flow-style line.
-
-Stage names: `train@smoke-<run_id>` (`foreach` key `<profile>-<run_id>`), `fetch@paper-cifar10`,
-`report-smoke`; `dvc repro report-smoke` runs the smoke profile. A training stage's params are its run's
-resolved configuration in `RUNS_FILE` (the fingerprint Snakemake reruns a job on), so a changed recipe reruns
-exactly the runs it changes; `dvc metrics show` / `dvc plots show` read the runs' metrics.json and
-history.csv.
+`rir dvc` writes all of it; `rir dvc --check` (run by the tests) fails while a committed file is stale.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
-import yaml
+from rir.config import expand_runs, resolve_profile
+from rir.stages import CODE, METRICS_KEYS, RUN_FILES
 
-from rir.config import RunSpec, expand_runs, resolve_profile
+DVC_DIR = "workflow/dvc"  # the pipelines other than the top dvc.yaml
+METRICS_DIR = "results/metrics"  # results/metrics/<profile>/<run_id>.json: what `dvc metrics show` lists
+PLOTS_DIR = "results/plots"  # results/plots/<profile>/*.png: what `dvc plots show` draws
+GUARD = "configs"  # the top file's guard stage
+EVALUATIONS = "evaluations"  # results/<profile>/evaluations/<run_id>.json (rir.report.collect.EVALUATIONS)
+HEADER = ("# GENERATED by `rir dvc` from params.yaml: do not edit. `dvc repro` regenerates it when\n"
+          "# params.yaml adds or removes runs (and asks to be run again); rir/dvcgen.py says why.\n")
 
-RUNS_FILE = "workflow/dvc-runs.yaml"  # the generated run list, dvc.yaml's `vars`
-HEADER = (
-    "# GENERATED by `rir dvc` from params.yaml, with {runs}: do not edit. Regenerate after editing\n"
-    "# params.yaml; the tests fail while either file is stale. Run a profile: `dvc repro report-<profile>`.\n"
-)
-# The code each kind of stage runs: a change to it reruns the stage (DVC compares file hashes). Every rir
-# module a stage's command imports is listed (tests/test_config.py traces the real commands), except those
-# that cannot change an output: the dispatch and the other commands' argument parsers (rir/cli.py,
-# rir/commands/*), the error type (rir/errors.py), atomic writing (rir/io.py), the provenance record of
-# env.json (rir/env.py) and the GPU lease (rir/gpu.py). rir/model_options.py holds the models' defaults: a
-# changed default changes a net without changing its run id, so every stage that builds a net depends on it.
-_MODEL_CODE = ["rir/layers.py", "rir/model_options.py", "rir/models"]
-CODE = {
-    "synth": ["rir/commands/synth.py", "rir/synthetic.py", "rir/data.py"],
-    "fetch": ["rir/commands/fetch.py", "rir/data.py"],
-    "train": [
-        "rir/commands/train.py", "rir/train.py", "rir/device.py", "rir/recipe.py", "rir/step.py",
-        "rir/loader.py", "rir/checkpoint.py", "rir/evaluate.py", "rir/data.py", "rir/config.py", *_MODEL_CODE,
-    ],
-    "evaluate": [
-        "rir/commands/evaluate.py", "rir/evaluate.py", "rir/device.py", "rir/recipe.py", "rir/loader.py",
-        "rir/data.py", *_MODEL_CODE,
-    ],
-    "ablate": [
-        "rir/commands/ablate.py", "rir/ablation.py", "rir/evaluate.py", "rir/device.py", "rir/recipe.py",
-        "rir/loader.py", "rir/data.py", *_MODEL_CODE,
-    ],
-    "report": [
-        "rir/commands/report.py", "rir/report", "rir/reference", "rir/config.py", "rir/recipe.py",
-        "rir/data.py", "rir/model_options.py",
-    ],
-}
-# Modules whose changes cannot change any stage's output (see above); the trace test allows them.
-CODE_EXEMPT = ("rir/__init__.py", "rir/__main__.py", "rir/cli.py", "rir/commands", "rir/errors.py",
-               "rir/io.py", "rir/env.py", "rir/gpu.py")
+# --- Where things are ------------------------------------------------------------------------------------
 
-# Where a run's files are: the same layout as workflow/rules (see README, "Where things land").
-_RUN = "results/${item.profile}/runs/${item.run}"
-_PREPARED = [f"data/${{item.profile}}/${{item.dataset}}/{name}" for name in ("manifest.json", "prepared.npz")]
+
+def default_profile(params: dict[str, Any]) -> str:
+    return params.get("profile", "paper")
+
+
+def pipeline_dir(params: dict[str, Any], profile: str, family: str | None = None) -> str:
+    """The folder of a pipeline file: "" for the top dvc.yaml."""
+    if family:
+        return f"{DVC_DIR}/{profile}/{family}"
+    return "" if profile == default_profile(params) else f"{DVC_DIR}/{profile}"
+
+
+def stage_address(params: dict[str, Any], profile: str, stage: str, family: str | None = None) -> str:
+    """How DVC names a stage on its command line: `report`, `workflow/dvc/smoke/dvc.yaml:report`."""
+    folder = pipeline_dir(params, profile, family)
+    return f"{folder}/dvc.yaml:{stage}" if folder else stage
+
+
+def config_path(profile: str, name: str) -> str:
+    """A file the guard writes: results/<profile>/configs/<name>.json."""
+    return f"results/{profile}/configs/{name}.json"
+
+
+def metrics_path(profile: str, run_id: str) -> str:
+    return f"{METRICS_DIR}/{profile}/{run_id}.json"
+
+
+def evaluation_path(profile: str, run_id: str) -> str:
+    return f"results/{profile}/{EVALUATIONS}/{run_id}.json"
+
+
+def refresh_views(params: dict[str, Any], root: str | Path) -> None:
+    """Write DVC's views of what exists (METRICS_DIR, PLOTS_DIR) from the runs' files and the figures, for
+    every profile: after a `dvc pull`, which restores outputs only, and views are not outputs (see above)."""
+    from rir.io import atomic_write_bytes, atomic_write_json
+
+    root = Path(root)
+    for profile in params["profiles"]:
+        for run_id in expand_runs(params, profile):
+            try:
+                evaluation = json.loads((root / evaluation_path(profile, run_id)).read_text(encoding="utf-8"))
+                trained = json.loads((root / f"results/{profile}/runs/{run_id}/metrics.json").read_text(
+                    encoding="utf-8"))
+                numbers = {**evaluation, "wall_seconds": trained.get("wall_seconds")}
+                view = {key: numbers[key] for key in METRICS_KEYS}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # not evaluated (yet), or unreadable: the report names it, the view leaves it out
+            target = root / metrics_path(profile, run_id)
+            if not target.is_file() or json.loads(target.read_text(encoding="utf-8")) != view:
+                atomic_write_json(target, view)
+        figures = root / f"reports/{profile}/figures"
+        for png in sorted(figures.glob("*.png")) if figures.is_dir() else []:
+            target = root / PLOTS_DIR / profile / png.name
+            if not target.is_file() or target.read_bytes() != png.read_bytes():
+                atomic_write_bytes(target, png.read_bytes())
+
+
+# --- What the guard writes -------------------------------------------------------------------------------
+
+
+def _data_settings(resolved: dict[str, Any], dataset: str) -> dict[str, Any]:
+    settings = {"dataset": dataset, "data": resolved.get("data", "real")}
+    if settings["data"] == "synthetic":
+        syn = resolved.get("synthetic", {})
+        settings.update(n_train=syn.get("n_train", 512), n_test=syn.get("n_test", 256),
+                        seed=syn.get("seed", 0))
+    return settings
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=1, sort_keys=True) + "\n"
+
+
+def config_files(params: dict[str, Any]) -> dict[str, str]:
+    """Every file the guard writes, path -> text: per profile, each run's resolved configuration (default
+    and optional runs), each dataset's data settings, and the runs of each family (what the tables read)."""
+    files = {}
+    for profile in params["profiles"]:
+        resolved = resolve_profile(params, profile)
+        runs, extra = expand_runs(params, profile), expand_runs(params, profile, optional=True)
+        every = {**extra, **runs}
+        for run_id, run in every.items():
+            files[config_path(profile, run_id)] = _json(run.train_options())
+        for dataset in sorted({r.dataset for r in every.values()}):
+            files[config_path(profile, f"data-{dataset}")] = _json(_data_settings(resolved, dataset))
+        families: dict[str, list[str]] = {}
+        for group in (runs, extra):
+            for run_id, run in group.items():
+                for family in run.families:
+                    families.setdefault(family, []).append(run_id)
+        files[config_path(profile, "families")] = _json({
+            "families": families, "ablated": sorted(r for r, run in runs.items() if run.ablate)})
+    return files
+
+
+# --- The pipeline files ----------------------------------------------------------------------------------
 
 
 def _block(items: list[str], indent: int) -> str:
     return "".join(f"{' ' * indent}- {item}\n" for item in items)
 
 
-def _templates() -> str:
-    """The templated stages, one per kind; `${item.x}` is filled from RUNS_FILE by DVC."""
+def _wdir(folder: str, indent: int) -> str:
+    if not folder:
+        return ""
+    return f"{' ' * indent}wdir: {os.path.relpath('.', folder)}\n"
+
+
+def _prepared(profile: str, dataset: str) -> list[str]:
+    return [f"data/{profile}/{dataset}/{name}" for name in ("manifest.json", "prepared.npz")]
+
+
+def _foreach(items: dict[str, str] | list[str], anchor: str | None = None, alias: str | None = None) -> str:
+    """A `foreach` over items written in the pipeline file itself (`run_id: dataset` a line, or a list):
+    readable, and not a params file, whose every value `dvc exp show` would make a column."""
+    if alias:
+        return f"    foreach: *{alias}\n"
+    head = f"    foreach:{f' &{anchor}' if anchor else ''}\n"
+    if isinstance(items, dict):
+        return head + "".join(f"      {key}: {value}\n" for key, value in items.items())
+    return head + "".join(f"    - {item}\n" for item in items)
+
+
+def _train_template(profile: str, folder: str, runs: dict[str, str], anchor: str | None = None) -> str:
+    run = f"results/{profile}/runs/${{key}}"
     return f"""\
-vars:
-- {RUNS_FILE}
-stages:
-  synth:  # synthetic profiles: a tarball in the official CIFAR layout, with its md5 sidecar
-    foreach: ${{synthetic_datasets}}
+  train:  # run id: dataset; resumable state stays outside the outputs (results/{profile}/state/)
+{_foreach(runs, anchor=anchor)}\
     do:
-      cmd: rir synth --dataset ${{item.dataset}}
-        --out data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz
-        --n-train ${{item.n_train}} --n-test ${{item.n_test}} --seed ${{item.seed}}
+{_wdir(folder, 6)}\
+      cmd: rir train --params params.yaml --profile {profile} --run ${{key}}
+        --data-root data/{profile} --out {run}
+        --state-dir results/{profile}/state/${{key}} --allow-diverged
       deps:
-{_block(CODE["synth"], 6)}\
-      params:
-      - profiles.${{item.profile}}.synthetic
+      - {config_path(profile, "${key}")}
+{_block(_prepared(profile, "${item}") + CODE["train"], 6)}\
       outs:
-      - data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz
-      - data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz.md5
-  fetch:  # real CIFAR: download, verify the md5, unpack safely, prepare the arrays
-    foreach: ${{real_datasets}}
-    do:
-      cmd: rir fetch --dataset ${{item.dataset}} --root data/${{item.profile}}
-      deps:
-{_block(CODE["fetch"], 6)}\
-      outs:
-{_block(_PREPARED, 6)}\
-  fetch-synthetic:  # the same from the synthetic tarball
-    foreach: ${{synthetic_datasets}}
-    do:
-      cmd: rir fetch --dataset ${{item.dataset}} --root data/${{item.profile}}
-        --from data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz
-      deps:
-      - data/${{item.profile}}/synthetic/${{item.dataset}}.tar.gz
-{_block(CODE["fetch"], 6)}\
-      outs:
-{_block(_PREPARED, 6)}\
-  train:  # every run once, also the grid search's; resumable state stays outside the outputs
-    foreach: ${{train_runs}}
-    do:
-      cmd: rir train --params params.yaml --profile ${{item.profile}} --run ${{item.run}}
-        --data-root data/${{item.profile}} --out {_RUN}
-        --state-dir results/${{item.profile}}/state/${{item.run}} --allow-diverged
-      deps:
-{_block(_PREPARED + CODE["train"], 6)}\
-      params:  # the run's resolved configuration: a change reruns this run, as it does in Snakemake
-      - {RUNS_FILE}:
-        - train_runs.${{key}}.config
-      outs:
-{_block([f"{_RUN}/{name}" for name in ("config.json", "env.json", "model.pt")], 6)}\
-      metrics:
-      - {_RUN}/metrics.json
-      plots:
-      - {_RUN}/history.csv:
-          x: epoch
-          y: test_acc
-  evaluate:  # test accuracy recomputed from model.pt (not for the grid search: held-out data only)
-    foreach: ${{evaluated_runs}}
-    do:
-      cmd: rir evaluate {_RUN} --data-root data/${{item.profile}}
-      deps:
-{_block(_PREPARED + [f"{_RUN}/model.pt", f"{_RUN}/metrics.json"] + CODE["evaluate"], 6)}\
-      metrics:
-      - {_RUN}/eval.json
-  ablate:  # Figure 3: each stream's learned connections zeroed, one ResNet Init layer at a time
-    foreach: ${{ablated_runs}}
-    do:
-      cmd: rir ablate {_RUN} --data-root data/${{item.profile}}
-        --out results/${{item.profile}}/ablation/${{item.run}}.csv
-      deps:
-{_block(_PREPARED + [f"{_RUN}/model.pt"] + CODE["ablate"], 6)}\
-      outs:
-      - results/${{item.profile}}/ablation/${{item.run}}.csv
+{_block([f"{run}/{name}" for name in RUN_FILES], 6)}\
 """
 
 
-def _flow(items: list[str]) -> str:
-    return "[" + ", ".join(items) + "]"
-
-
-def _aggregate_stages(params: dict[str, Any], profile: str) -> str:
-    """tables, figures, report and (with optional families) gridsearch of one profile, their run files in
-    one flow-style line each (see the module docstring)."""
+def _default_pipeline(params: dict[str, Any], profile: str) -> str:
+    """A profile's default target: data, training, evaluation, the ablation, tables, figures, report."""
+    folder = pipeline_dir(params, profile)
+    resolved = resolve_profile(params, profile)
+    synthetic = resolved.get("data") == "synthetic"
     runs = expand_runs(params, profile)
     results, reports = f"results/{profile}", f"reports/{profile}"
+    w6, w4 = _wdir(folder, 6), _wdir(folder, 4)
+    data_dep = config_path(profile, "data-${item}")
+    text = HEADER + "stages:\n"
+    datasets = sorted({r.dataset for r in runs.values()})
+    by_run = {r: spec.dataset for r, spec in runs.items()}
+    if not folder:
+        text += f"""\
+  {GUARD}:  # the guard: every key of params.yaml; writes each run's resolved configuration (configs/)
+    cmd: rir dvc --stage
+    deps:
+{_block(CODE["configs"], 4)}\
+    params:
+    - params.yaml:
+    outs:
+{_block([f"results/{p}/configs" for p in params["profiles"]], 4)}\
+"""
+    if synthetic:
+        syn = _data_settings(resolved, datasets[0]) if datasets else {}
+        text += f"""\
+  synth:  # a synthetic tarball in the official CIFAR layout, with its md5 sidecar
+{_foreach(datasets)}\
+    do:
+{w6}\
+      cmd: rir synth --dataset ${{item}} --out data/{profile}/synthetic/${{item}}.tar.gz
+        --n-train {syn.get("n_train")} --n-test {syn.get("n_test")} --seed {syn.get("seed")}
+      deps:
+      - {data_dep}
+{_block(CODE["synth"], 6)}\
+      outs:
+      - data/{profile}/synthetic/${{item}}.tar.gz
+      - data/{profile}/synthetic/${{item}}.tar.gz.md5
+  fetch:  # verify the synthetic tarball's md5, unpack safely, prepare the arrays
+{_foreach(datasets)}\
+    do:
+{w6}\
+      cmd: rir fetch --dataset ${{item}} --root data/{profile}
+        --from data/{profile}/synthetic/${{item}}.tar.gz
+      deps:
+      - {data_dep}
+      - data/{profile}/synthetic/${{item}}.tar.gz
+{_block(CODE["fetch"], 6)}\
+      outs:
+{_block(_prepared(profile, "${item}"), 6)}\
+"""
+    else:
+        text += f"""\
+  fetch:  # real CIFAR: download, verify the md5, unpack safely, prepare the arrays
+{_foreach(datasets)}\
+    do:
+{w6}\
+      cmd: rir fetch --dataset ${{item}} --root data/{profile}
+      deps:
+      - {data_dep}
+{_block(CODE["fetch"], 6)}\
+      outs:
+{_block(_prepared(profile, "${item}"), 6)}\
+"""
+    run = f"{results}/runs/${{key}}"
+    text += _train_template(profile, folder, by_run, anchor="runs") + f"""\
+  evaluate:  # test accuracy recomputed from model.pt; four numbers for `dvc metrics show`
+{_foreach(by_run, alias="runs")}\
+    do:
+{w6}\
+      cmd: rir evaluate {run} --data-root data/{profile}
+        --out {evaluation_path(profile, "${key}")} --metrics-out {metrics_path(profile, "${key}")}
+      deps:
+{_block(_prepared(profile, "${item}") + [f"{run}/model.pt", f"{run}/metrics.json"]
+        + CODE["evaluate"], 6)}\
+      outs:  # and the view {metrics_path(profile, "${key}")}, deliberately not an output (see above)
+      - {evaluation_path(profile, "${key}")}
+"""
+    ablated = [r for r, spec in runs.items() if spec.ablate]
+    if ablated:
+        text += f"""\
+  ablate:  # Figure 3: each stream's learned connections zeroed, one ResNet Init layer at a time
+{_foreach({r: by_run[r] for r in ablated})}\
+    do:
+{w6}\
+      cmd: rir ablate {run} --data-root data/{profile} --out {results}/ablation/${{key}}.csv
+      deps:
+{_block(_prepared(profile, "${item}") + [f"{run}/model.pt"] + CODE["ablate"], 6)}\
+      outs:
+      - {results}/ablation/${{key}}.csv
+"""
     cmd = f"rir report {{}} --params params.yaml --profile {profile}"
-    code = _block(CODE["report"], 4)
-    evaluated = [f"{results}/runs/{r}/{name}" for r in runs for name in ("metrics.json", "eval.json")]
-    ablations = [f"{results}/ablation/{r}.csv" for r, run in runs.items() if run.ablate]
-    histories = [f"{results}/runs/{r}/history.csv" for r in runs]
-    text = (
-        f"  tables-{profile}:\n    cmd: {cmd.format('tables')}\n"
-        f"    deps: {_flow(CODE['report'] + evaluated + ablations)}\n"
-        f"    params:\n    - families\n    outs:\n    - {results}/tables\n"
-        f"  figures-{profile}:\n    cmd: {cmd.format('figures')}\n"
-        f"    deps: {_flow(CODE['report'] + [f'{results}/tables'] + histories)}\n"
-        f"    outs:\n    - {reports}/figures\n"
-    )
-    # `dvc repro gridsearch-<profile>` / `readings-<profile>`: not dependencies of the report (see README,
-    # Pipeline); the report shows each summary once it exists.
-    for name in ("gridsearch", "readings"):
-        family_runs = expand_runs(params, profile, optional=True, family=name)
-        if family_runs:
-            summarized = [f"{results}/runs/{r}/metrics.json" for r in family_runs]
-            text += (
-                f"  {name}-{profile}:\n    cmd: {cmd.format(name)}\n"
-                f"    deps: {_flow(CODE['report'] + summarized)}\n    outs:\n    - {results}/{name}\n"
-            )
-    text += (
-        f"  report-{profile}:\n    cmd: {cmd.format('html')}\n    deps:\n"
-        f"    - {results}/tables\n    - {reports}/figures\n{code}"
-        f"    outs:\n    - {reports}/index.html\n"
-    )
+    families = config_path(profile, "families")
+    tables_deps = [families, f"{results}/{EVALUATIONS}", *([f"{results}/ablation"] if ablated else [])]
+    text += f"""\
+  tables:  # every table, from the runs the evaluate and ablate stages finished (their folders)
+{w4}\
+    cmd: {cmd.format("tables")}
+    deps:
+{_block(tables_deps + CODE["report"], 4)}\
+    outs:
+    - {results}/tables
+  figures:  # the figures, also copied to {PLOTS_DIR}/{profile}/ for `dvc plots show`
+{w4}\
+    cmd: {cmd.format("figures")} --plots {PLOTS_DIR}/{profile}
+    deps:
+{_block([families, f"{results}/tables"] + CODE["report"], 4)}\
+    outs:  # and the view {PLOTS_DIR}/{profile}, deliberately not an output (see above)
+    - {reports}/figures
+  report:  # one self-contained HTML page
+{w4}\
+    cmd: {cmd.format("html")}
+    deps:
+{_block([families, f"{results}/tables", f"{reports}/figures"] + CODE["report"], 4)}\
+    outs:
+    - {reports}/index.html
+"""
+    if not folder:
+        text += f"metrics:\n- {METRICS_DIR}\nplots:\n- {PLOTS_DIR}\n"
     return text
 
 
-def _item(run: RunSpec, profile: str, config: bool = False) -> dict[str, Any]:
-    item = {"profile": profile, "run": run.run_id, "dataset": run.dataset}
-    if config:
-        item["config"] = run.fingerprint()
-    return item
+def _optional_pipeline(params: dict[str, Any], profile: str, family: str) -> str | None:
+    """An optional family of a profile: its runs that the default target does not train, and its summary."""
+    runs = expand_runs(params, profile, optional=True, family=family)
+    if not runs:
+        return None
+    folder = pipeline_dir(params, profile, family)
+    default = expand_runs(params, profile)
+    summarized = [f"results/{profile}/runs/{r}/metrics.json" for r in runs]
+    text = HEADER + "stages:\n"
+    own = {r: spec.dataset for r, spec in runs.items() if r not in default}
+    if own:
+        text += _train_template(profile, folder, own)
+    text += f"""\
+  {family}:  # the summary (the report shows it once it exists)
+{_wdir(folder, 4)}\
+    cmd: rir report {family} --params params.yaml --profile {profile}
+    deps:
+    - {config_path(profile, "families")}
+{_block(summarized + CODE["report"], 4)}\
+    outs:
+    - results/{profile}/{family}
+"""
+    return text
 
 
-def run_list(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The content of RUNS_FILE: what each templated stage of dvc.yaml iterates over, keyed `<profile>-<id>`
-    (`<profile>-<dataset>` for the data stages). The default runs come first, then the optional ones."""
-    lists: dict[str, dict[str, Any]] = {name: {} for name in (
-        "synthetic_datasets", "real_datasets", "train_runs", "evaluated_runs", "ablated_runs")}
+def pipeline_files(params: dict[str, Any]) -> dict[str, str]:
+    """Every pipeline file `rir dvc` writes, path -> text: the top dvc.yaml, the other profiles' and the
+    optional families' dvc.yaml."""
+    files = {}
     for profile in params["profiles"]:
-        resolved = resolve_profile(params, profile)
-        runs = expand_runs(params, profile)
-        extra = {k: r for k, r in expand_runs(params, profile, optional=True).items() if k not in runs}
-        for dataset in sorted({r.dataset for r in {**runs, **extra}.values()}):
-            key = f"{profile}-{dataset}"
-            if resolved.get("data") == "synthetic":
-                syn = resolved.get("synthetic", {})
-                lists["synthetic_datasets"][key] = {
-                    "profile": profile, "dataset": dataset, "n_train": syn.get("n_train", 512),
-                    "n_test": syn.get("n_test", 256), "seed": syn.get("seed", 0)}
-            else:
-                lists["real_datasets"][key] = {"profile": profile, "dataset": dataset}
-        for run in [*runs.values(), *extra.values()]:
-            lists["train_runs"][f"{profile}-{run.run_id}"] = _item(run, profile, config=True)
-        for run in runs.values():
-            lists["evaluated_runs"][f"{profile}-{run.run_id}"] = _item(run, profile)
-            if run.ablate:
-                lists["ablated_runs"][f"{profile}-{run.run_id}"] = _item(run, profile)
-    return lists
+        folder = pipeline_dir(params, profile)
+        files[f"{folder}/dvc.yaml" if folder else "dvc.yaml"] = _default_pipeline(params, profile)
+        for family in resolve_profile(params, profile).get("optional_families", {}):
+            text = _optional_pipeline(params, profile, family)
+            if text is not None:
+                files[f"{pipeline_dir(params, profile, family)}/dvc.yaml"] = text
+    return files
 
 
-class _FlowItemsDumper(yaml.SafeDumper):
-    """One line per item (a dict in flow style under its key) and no YAML anchors: a readable diff."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def runs_yaml(params: dict[str, Any]) -> str:
-    """The text of RUNS_FILE."""
-    out = [HEADER.format(runs="dvc.yaml").replace("with dvc.yaml", "for dvc.yaml")]
-    for name, items in run_list(params).items():
-        if not items:
-            out.append(f"{name}: {{}}\n")
-            continue
-        out.append(f"{name}:\n")
-        for key, item in items.items():
-            line = yaml.dump({key: item}, Dumper=_FlowItemsDumper, default_flow_style=None, sort_keys=False,
-                             width=100_000)
-            out.append("  " + line)
-    return "".join(out)
-
-
-def dvc_yaml(params: dict[str, Any]) -> str:
-    """The text of dvc.yaml for every profile of `params`."""
-    return (HEADER.format(runs=RUNS_FILE) + _templates()
-            + "".join(_aggregate_stages(params, profile) for profile in params["profiles"]))
-
-
-def generated_files(params: dict[str, Any]) -> dict[str, str]:
-    """Every file `rir dvc` writes, path -> text."""
-    return {"dvc.yaml": dvc_yaml(params), RUNS_FILE: runs_yaml(params)}
+def stale_pipeline_files(params: dict[str, Any], root: str | Path) -> tuple[dict[str, str], list[str]]:
+    """(path -> text of every pipeline file that differs on disk, generated pipeline files on disk that
+    params.yaml no longer makes)."""
+    root = Path(root)
+    wanted = pipeline_files(params)
+    stale = {name: text for name, text in wanted.items()
+             if not (root / name).is_file() or (root / name).read_text(encoding="utf-8") != text}
+    orphans = sorted(p.relative_to(root).as_posix() for p in (root / DVC_DIR).rglob("*")
+                     if p.name == "dvc.yaml" and p.relative_to(root).as_posix() not in wanted) \
+        if (root / DVC_DIR).is_dir() else []
+    return stale, orphans

@@ -7,6 +7,7 @@ batch normalization statistics" (Section 3): the model is put in eval mode. Accu
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from rir.errors import UserError
 from rir.io import atomic_write_json
+from rir.stages import METRICS_KEYS
 
 
 @torch.no_grad()
@@ -77,8 +79,10 @@ def load_trained(run_dir: str | Path, data_root: str | None = None, device: str 
     return model, loader, cfg, arrays
 
 
-def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str = "auto") -> dict:
-    """Recompute the test accuracy of a finished run and write RUN_DIR/eval.json."""
+def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str = "auto",
+                 out: str | Path | None = None, metrics_out: str | Path | None = None) -> dict:
+    """Recompute the test accuracy of a finished run and write it to `out` (default RUN_DIR/eval.json), and,
+    with `metrics_out`, METRICS_KEYS there: the recomputed accuracy, error and loss, and the wall time."""
     from rir.device import autocast
 
     model, loader, cfg, arrays = load_trained(run_dir, data_root, device)
@@ -89,5 +93,15 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
         "test_accuracy": test_acc, "test_error": 100.0 - test_acc, "test_loss": test_loss,
         "test_images": len(arrays.test_labels), "device": str(loader.device),
     }
-    atomic_write_json(Path(run_dir) / "eval.json", result)
+    atomic_write_json(Path(out) if out is not None else Path(run_dir) / "eval.json", result)
+    if metrics_out is not None:
+        source = Path(run_dir) / "metrics.json"
+        try:
+            trained = json.loads(source.read_text(encoding="utf-8"))
+            if not isinstance(trained, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as err:
+            raise UserError(f"{source}: cannot read the run's wall time for --metrics-out ({err})") from None
+        numbers = {**result, "wall_seconds": trained.get("wall_seconds")}
+        atomic_write_json(metrics_out, {key: numbers[key] for key in METRICS_KEYS})
     return result

@@ -142,7 +142,7 @@ SMOKE_SLICE = {
 
 def cut_smoke_profile(repo: Path, families: bool = True) -> None:
     """Cut the copy's smoke profile to SHORT_RUNS, and with `families` to SMOKE_SLICE's runs, then write the
-    copy's dvc.yaml and run list anew from it (`rir dvc`), as a user does after editing params.yaml."""
+    copy's DVC pipelines anew from it (`rir dvc`), as `dvc repro` would (its guard stage) or a user does."""
     import yaml
 
     path = repo / "params.yaml"
@@ -171,19 +171,35 @@ def planned_jobs(repo: Path) -> dict[str, list[str]]:
     return jobs
 
 
-def dvc_changed_stages(repo: Path) -> set[str]:
-    """Stages `dvc status` reports as changed: the smoke report and everything upstream of it."""
-    proc = sh(repo, "dvc", "status", "--with-deps", "report-smoke")
+SMOKE_DVC = "workflow/dvc/smoke/dvc.yaml"  # the smoke profile's pipeline (rir.dvcgen: not the default one)
+
+
+def smoke_stage(name: str) -> str:
+    """A stage of the smoke pipeline as DVC's command line names it: `workflow/dvc/smoke/dvc.yaml:report`."""
+    return f"{SMOKE_DVC}:{name}"
+
+
+def dvc_changed_stages(repo: Path, target: str = smoke_stage("report")) -> set[str]:
+    """Stages `dvc status` reports as changed: the smoke report (or `target`) and everything upstream."""
+    proc = sh(repo, "dvc", "status", "--with-deps", target)
     return set(re.findall(r"^(\S+):\s*$", proc.stdout, flags=re.M))
 
 
+def dvc_ran(output: str) -> set[str]:
+    """The stages a `dvc repro` ran, by what it printed."""
+    return set(re.findall(r"^Running stage '([^']+)'", output, flags=re.M))
+
+
 def dvc_stages(repo: Path) -> dict[str, dict]:
-    """dvc.yaml's stages as DVC itself resolves them (its `foreach` templates expanded over the run list):
-    {name: {"cmd": ..., "deps": [paths]}}, params files left out of deps."""
+    """Every pipeline's stages as DVC itself resolves them (its `foreach` templates expanded), by their
+    address (`train@<run>` in dvc.yaml, `workflow/dvc/smoke/dvc.yaml:train@<run>`): {"cmd": ..., "deps":
+    [paths from the repository's root]}, params left out of deps."""
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc:
-        return {stage.name: {"cmd": " ".join(stage.cmd.split()),
-                             "deps": [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)]}
-                for stage in dvc.index.stages}
+        return {stage.addressing: {
+            "cmd": " ".join(stage.cmd.split()),
+            "deps": [os.path.relpath(d.fs_path, repo) for d in stage.deps
+                     if not isinstance(d, ParamsDependency)]}
+            for stage in dvc.index.stages}

@@ -114,30 +114,51 @@ def test_committed_dvc_yaml_is_up_to_date():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_a_stale_run_list_is_found_too(tmp_path):
-    """dvc.yaml's templates iterate over workflow/dvc-runs.yaml: `rir dvc --check` fails while either file
-    is stale, naming it, and `rir dvc` rewrites it."""
-    from rir.dvcgen import RUNS_FILE
+def test_a_stale_pipeline_is_found_and_rewritten(tmp_path):
+    """`rir dvc --check` fails while any generated pipeline file is stale, naming it, and finds one that
+    params.yaml no longer makes; `rir dvc` rewrites them all and removes that one."""
+    from rir.dvcgen import pipeline_files
 
-    for name in ("params.yaml", "dvc.yaml", RUNS_FILE):
+    params = load_params(ROOT / "params.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in pipeline_files(params):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
-    runs = tmp_path / RUNS_FILE
-    runs.write_text(runs.read_text().replace("smoke-rir_18__cifar10__s0:", "smoke-rir_18__cifar10__s9:"))
+    smoke = tmp_path / "workflow/dvc/smoke/dvc.yaml"
+    smoke.write_text(smoke.read_text().replace("rir_18__cifar10__s0: cif", "rir_18__cifar10__s9: cif"))
+    orphan = tmp_path / "workflow/dvc/gone/dvc.yaml"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text("stages: {}\n")
     cmd = [sys.executable, "-m", "rir", "dvc", "--params", str(tmp_path / "params.yaml"),
            "--root", str(tmp_path)]
     proc = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
-    assert proc.returncode == 1 and f"{runs} is stale" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{smoke} is stale" in proc.stdout and f"{orphan} is stale" in proc.stdout, proc.stdout
     assert subprocess.run(cmd, capture_output=True).returncode == 0
-    assert (tmp_path / RUNS_FILE).read_text() == (ROOT / RUNS_FILE).read_text()
+    assert smoke.read_text() == (ROOT / "workflow/dvc/smoke/dvc.yaml").read_text() and not orphan.exists()
 
 
-def test_dvc_yaml_is_short_with_one_template_per_kind():
-    text = (ROOT / "dvc.yaml").read_text()
-    stages = yaml.safe_load(text)["stages"]
-    assert text.count("\n") < 200
-    assert {n for n, s in stages.items() if "foreach" in s} == {
-        "synth", "fetch", "fetch-synthetic", "train", "evaluate", "ablate"}
+def test_each_pipeline_is_short_with_one_template_per_kind_of_run_work():
+    """No generated line of hundreds of dependencies: a template per kind of per-run or per-dataset work,
+    its items one a line, and aggregates that depend on folders."""
+    from rir.dvcgen import pipeline_files
+
+    for name, text in pipeline_files(load_params(ROOT / "params.yaml")).items():
+        assert (ROOT / name).read_text() == text
+        assert max(len(line) for line in text.splitlines()) <= 160, name  # one path or run id a line
+        stages = yaml.safe_load(text)["stages"]
+        templated = {n for n, s in stages.items() if "foreach" in s}
+        assert templated <= {"synth", "fetch", "train", "evaluate", "ablate"}, name
+        for stage_name, stage in stages.items():
+            deps = stage.get("do", stage).get("deps", [])
+            if stage_name in ("gridsearch", "readings"):  # an optional summary lists its runs, one a line
+                assert all(len(d) < 160 for d in deps), name
+            else:
+                assert len(deps) <= 25, (name, stage_name)
+    top = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    assert {"synth", "fetch", "train", "evaluate", "ablate"} >= {n for n in top["stages"] if "foreach" in
+                                                                top["stages"][n]}
+    assert top["metrics"] == ["results/metrics"] and top["plots"] == ["results/plots"]
 
 
 def _snakemake_commands(profile):
@@ -159,8 +180,8 @@ def test_snakemake_and_dvc_run_the_same_commands(params, profile):
     command of the other."""
     from pipeline import dvc_stages
 
-    dvc_commands = sorted(stage["cmd"] for name, stage in dvc_stages(ROOT).items()
-                          if name.endswith(f"-{profile}") or f"@{profile}-" in name)
+    dvc_commands = sorted(stage["cmd"] for stage in dvc_stages(ROOT).values()
+                          if re.search(rf"(--profile |data/){profile}\b", stage["cmd"]))
     assert any(" gridsearch " in c for c in dvc_commands) and any("holdout" in c for c in dvc_commands)
     assert _snakemake_commands(profile) == dvc_commands
 
@@ -210,18 +231,21 @@ def _covered(path: str, listed) -> bool:
 @pytest.mark.slow
 def test_every_module_a_dvc_stage_imports_is_one_of_its_dependencies(tmp_path):
     """`dvc repro` reruns a stage when a file among its deps changes: so every rir module the stage's command
-    imports must be a dep, except the few that cannot change an output (rir.dvcgen.CODE_EXEMPT). Traced by
+    imports must be a dep, except the few that cannot change an output (rir.stages.CODE_EXEMPT). Traced by
     running the smoke profile's own dvc.yaml commands, in order, for one ablated run."""
     from pipeline import dvc_stages
 
-    from rir.dvcgen import CODE_EXEMPT
+    from rir.stages import CODE_EXEMPT
 
     stages = dvc_stages(ROOT)
-    run = next(n.split("ablate@smoke-", 1)[1] for n in stages if n.startswith("ablate@smoke-"))
-    dataset = stages[f"train@smoke-{run}"]["deps"][0].split("/")[2]
-    names = [f"synth@smoke-{dataset}", f"fetch-synthetic@smoke-{dataset}", f"train@smoke-{run}",
-             f"evaluate@smoke-{run}", f"ablate@smoke-{run}", "tables-smoke", "figures-smoke", "report-smoke"]
+    smoke = "workflow/dvc/smoke/dvc.yaml:"
+    run = next(n.split("ablate@", 1)[1] for n in stages if n.startswith(f"{smoke}ablate@"))
+    dataset = stages[f"{smoke}train@{run}"]["deps"][1].split("/")[2]
+    names = ["configs", *(f"{smoke}{kind}" for kind in (
+        f"synth@{dataset}", f"fetch@{dataset}", f"train@{run}", f"evaluate@{run}", f"ablate@{run}", "tables",
+        "figures", "report"))]
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    subprocess.run([sys.executable, "-m", "rir", "dvc"], cwd=tmp_path, check=True, capture_output=True)
     (tmp_path / "trace.py").write_text(TRACE)
     missing = {}
     for name in names:

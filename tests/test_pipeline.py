@@ -15,7 +15,7 @@ import sys
 import pytest
 import yaml
 from markupsafe import escape
-from pipeline import cut_smoke_profile, dvc_changed_stages, fresh_copy, planned_jobs, sh
+from pipeline import cut_smoke_profile, dvc_changed_stages, fresh_copy, planned_jobs, sh, smoke_stage
 
 from rir.config import expand_runs, load_params
 from rir.report.gridsearch import verdict
@@ -28,7 +28,7 @@ def test_smoke_profile_through_snakemake_makes_every_artifact(snakemade):
     for run_id, run in runs.items():
         metrics = json.loads((snakemade / f"results/smoke/runs/{run_id}/metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["synthetic"] is True
-        assert (snakemade / f"results/smoke/runs/{run_id}/eval.json").is_file()
+        assert (snakemade / f"results/smoke/evaluations/{run_id}.json").is_file()
         assert (snakemade / f"results/smoke/ablation/{run_id}.csv").is_file() == run.ablate
     assert list((snakemade / "results/smoke/tables").glob("*.csv"))
     assert list((snakemade / "reports/smoke/figures").glob("*.png"))
@@ -52,10 +52,10 @@ def test_every_smoke_run_learns_the_synthetic_task(snakemade):
     for run_id, run in runs.items():
         run_dir = snakemade / f"results/smoke/runs/{run_id}"
         classes = 100 if run.dataset == "cifar100" else 10
-        for name in ("metrics.json", "eval.json"):
-            accuracy = json.loads((run_dir / name).read_text())["test_accuracy"]
+        for path in (run_dir / "metrics.json", snakemade / f"results/smoke/evaluations/{run_id}.json"):
+            accuracy = json.loads(path.read_text())["test_accuracy"]
             if accuracy < LEARNED[classes]:
-                below[f"{run_id}/{name}"] = accuracy
+                below[str(path.relative_to(snakemade))] = accuracy
     assert not below, below
     for run_id in (r for r, run in runs.items() if run.ablate):
         rows = list(csv.DictReader((snakemade / f"results/smoke/ablation/{run_id}.csv").open()))
@@ -65,7 +65,7 @@ def test_every_smoke_run_learns_the_synthetic_task(snakemade):
 
 def test_after_snakemake_dvc_sees_nothing_to_rerun(snakemade):
     assert dvc_changed_stages(snakemade) == set()
-    assert "Running stage" not in sh(snakemade, "dvc", "repro", "--dry", "report-smoke").stdout
+    assert "Running stage" not in sh(snakemade, "dvc", "repro", "--dry", smoke_stage("report")).stdout
 
 
 def test_snakemake_rerun_has_nothing_to_do(snakemade):
@@ -88,9 +88,11 @@ def test_changing_one_family_reruns_only_that_family_in_both_tools(snakemade, tm
     assert sorted(w.removeprefix("run=") for w in jobs["evaluate"]) == sorted(new)
     assert set(jobs) == {"train", "evaluate", "tables", "figures", "report", "all"}
 
-    expected = {f"{kind}@smoke-{r}" for r in new for kind in ("train", "evaluate")}
-    # The report itself reads only the tables and figures, which have not changed yet.
-    assert dvc_changed_stages(repo) == expected | {"tables-smoke", "figures-smoke"}
+    expected = {smoke_stage(f"{kind}@{r}") for r in new for kind in ("train", "evaluate")}
+    # The guard (params.yaml changed); the report reads the families' runs (results/smoke/configs/), which
+    # `rir dvc` has written as the guard would.
+    assert dvc_changed_stages(repo) == expected | {"configs", *map(smoke_stage, ("tables", "figures",
+                                                                                "report"))}
 
 
 def test_dvc_repro_then_snakemake_has_nothing_to_do(tmp_path):
@@ -98,7 +100,7 @@ def test_dvc_repro_then_snakemake_has_nothing_to_do(tmp_path):
     # is Snakemake's): DVC runs its stages one at a time, and the full profile would take minutes more.
     repo = fresh_copy(tmp_path)
     cut_smoke_profile(repo)
-    sh(repo, "dvc", "repro", "--quiet", "report-smoke")
+    sh(repo, "dvc", "repro", "--quiet", smoke_stage("report"))
     assert (repo / "reports/smoke/index.html").is_file()
     assert dvc_changed_stages(repo) == set()
     assert planned_jobs(repo) == {}
@@ -129,7 +131,7 @@ def test_gridsearch_ranks_its_runs_then_the_report_shows_them_and_dvc_has_them(s
     for run_id in grid:
         metrics = json.loads((repo / f"results/smoke/runs/{run_id}/metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["eval_split"] == "holdout_128"
-        assert not (repo / f"results/smoke/runs/{run_id}/eval.json").exists()
+        assert not (repo / f"results/smoke/evaluations/{run_id}.json").exists()
     summary = json.loads((repo / "results/smoke/gridsearch/summary.json").read_text())
     (search,) = summary["searches"]
     assert summary["synthetic"] is True and search["complete"] and search["recipe_in_grid"]
@@ -141,5 +143,6 @@ def test_gridsearch_ranks_its_runs_then_the_report_shows_them_and_dvc_has_them(s
     sentence = verdict(search)
     assert "Grid search (SYNTHETIC DATA)" in html and str(escape(sentence[1:])) in html
     assert planned_jobs(repo) == {}
-    proc = sh(repo, "dvc", "status", "--with-deps", "gridsearch-smoke", "report-smoke")
+    proc = sh(repo, "dvc", "status", "--with-deps", "workflow/dvc/smoke/gridsearch/dvc.yaml:gridsearch",
+              smoke_stage("report"))
     assert "changed" not in proc.stdout and "modified" not in proc.stdout, proc.stdout

@@ -38,7 +38,8 @@ def test_readings_through_snakemake_then_through_dvc(tmp_path):
     sh(repo, *smk)
     first = _summary(repo)
     assert "SYNTHETIC" in (repo / "results/smoke/readings/summary.md").read_text()
-    proc = sh(repo, "dvc", "status", "--with-deps", "readings-smoke")
+    readings = "workflow/dvc/smoke/readings/dvc.yaml:"
+    proc = sh(repo, "dvc", "status", "--with-deps", f"{readings}readings")
     assert "changed" not in proc.stdout and "modified" not in proc.stdout, proc.stdout
 
     # DVC: the new run and the summary gone, DVC trains and summarizes them again (forced: its cache and
@@ -46,10 +47,10 @@ def test_readings_through_snakemake_then_through_dvc(tmp_path):
     shutil.rmtree(repo / f"results/smoke/runs/{new}")
     shutil.rmtree(repo / f"results/smoke/state/{new}", ignore_errors=True)
     shutil.rmtree(repo / "results/smoke/readings")
-    proc = sh(repo, "dvc", "repro", "--force", "--single-item", f"train@smoke-{new}")
-    assert f"Running stage 'train@smoke-{new}'" in proc.stdout, proc.stdout[-3000:]
-    proc = sh(repo, "dvc", "repro", "--force", "--single-item", "readings-smoke")
-    assert "Running stage 'readings-smoke'" in proc.stdout, proc.stdout[-3000:]
+    proc = sh(repo, "dvc", "repro", "--force", "--single-item", f"{readings}train@{new}")
+    assert f"Running stage '{readings}train@{new}'" in proc.stdout, proc.stdout[-3000:]
+    proc = sh(repo, "dvc", "repro", "--force", "--single-item", f"{readings}readings")
+    assert f"Running stage '{readings}readings'" in proc.stdout, proc.stdout[-3000:]
     again = _summary(repo)
     assert [r["cells"]["cifar10"]["mean"] for r in again["readings"]] == \
         [r["cells"]["cifar10"]["mean"] for r in first["readings"]]  # deterministic smoke runs

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="report folder (default: reports/<profile>)")
     parser.add_argument("--reference", default=None,
                         help="paper reference file (default: the packaged rir/reference/paper.yaml)")
+    parser.add_argument("--plots", default=None, metavar="DIR",
+                        help="figures stage: also copy the figures' PNGs into DIR, replacing the PNGs there "
+                             "(the pipelines: results/plots/<profile>, what `dvc plots show` draws)")
     parser.add_argument("--strict", action="store_true",
                         help="an unreadable result file is an error (exit 2)")
 
@@ -62,9 +65,26 @@ def run(args: argparse.Namespace) -> int:
         manifest = write_figures(data, out / "figures")
         drawn = sum(1 for m in manifest if m["file"])
         print(f"rir report: {drawn} figures ({len(manifest) - drawn} pending) in {out / 'figures'}")
+        if args.plots:
+            _copy_plots(out / "figures", Path(args.plots))
     if "html" in stages:
         print(f"rir report: {write_html(data, out)}")
     return 0
+
+
+def _copy_plots(figures: Path, plots: Path) -> None:
+    """The drawn PNGs, copied atomically into `plots`; PNGs there that the figures stage no longer draws are
+    removed, so DVC shows what this run of the stage drew and nothing older."""
+    from rir.io import atomic_write_bytes
+
+    drawn = {p.name: p for p in figures.glob("*.png")}
+    plots.mkdir(parents=True, exist_ok=True)
+    for old in plots.glob("*.png") if plots.is_dir() else []:
+        if old.name not in drawn:
+            old.unlink()
+    for name, path in sorted(drawn.items()):
+        atomic_write_bytes(plots / name, path.read_bytes())
+    print(f"rir report: {len(drawn)} figures copied to {plots}")
 
 
 def _gridsearch(params: dict, profile: str, results: Path, strict: bool) -> int:

@@ -2,7 +2,9 @@
 summaries of the optional families (grid search, readings of RiR), which are also written here.
 
 Layout (results/<profile>/): `runs/<run_id>/` with metrics.json (written last: its presence means the run
-ended), history.csv, config.json, env.json and optionally eval.json (`rir evaluate`); `ablation/<run_id>.csv`.
+ended), history.csv, config.json, env.json and optionally eval.json (`rir evaluate`); the pipelines put the
+evaluation in `evaluations/<run_id>.json` instead (`rir evaluate --out`: one folder holds every evaluation of
+a profile, and DVC's tables stage depends on that folder), which is read first; `ablation/<run_id>.csv`.
 
 Tolerance, chosen so that one bad file never hides the rest of the report:
 - a missing file means the run (or its ablation) is still *pending*;
@@ -96,6 +98,9 @@ def _safe_name(run_id: str) -> bool:
     return bool(run_id) and "/" not in run_id and "\\" not in run_id and run_id not in {".", ".."}
 
 
+EVALUATIONS = "evaluations"  # results/<profile>/evaluations/<run_id>.json: the pipelines' rir evaluate --out
+
+
 def read_run(results_dir: Path, spec: RunSpec) -> RunRecord:
     """The record of one run; never raises for a missing or damaged file (see the module docstring)."""
     run_dir = results_dir / "runs" / spec.run_id
@@ -108,7 +113,8 @@ def read_run(results_dir: Path, spec: RunSpec) -> RunRecord:
     metrics = _read_json(run_dir / "metrics.json", errors)
     record.config = _read_json(run_dir / "config.json", errors)
     record.env = _read_json(run_dir / "env.json", errors)
-    record.evaluation = _read_json(run_dir / "eval.json", errors)
+    evaluation = results_dir / EVALUATIONS / f"{spec.run_id}.json"  # the pipelines' (rir evaluate --out)
+    record.evaluation = _read_json(evaluation if evaluation.is_file() else run_dir / "eval.json", errors)
     record.history = _read_history(run_dir / "history.csv", errors)
     if metrics is not None:
         record.metrics = metrics

@@ -4,6 +4,8 @@ import os
 import sys
 
 from rir.config import expand_runs, resolve_profile
+from rir.dvcgen import PLOTS_DIR, evaluation_path, metrics_path
+from rir.stages import RUN_FILES, code_files
 from rir.errors import UserError
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
 
@@ -23,7 +25,11 @@ REPORTS = f"reports/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
 GRIDSEARCH_SUMMARY = f"{RESULTS}/gridsearch"  # rir.report.gridsearch.SUMMARY_FOLDER
 READINGS_SUMMARY = f"{RESULTS}/readings"  # rir.report.readings.SUMMARY_FOLDER
-RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")
+PLOTS = f"{PLOTS_DIR}/{PROFILE}"  # the figures again, for `dvc plots show` (rir.dvcgen)
+# Every file a rule's command reads is an input (DESIGN.md, "Reruns tell the truth"): the rir code it runs,
+# as DVC's stages list it (rir.stages.CODE, folders as their files), paper.yaml among the report's. Snakemake
+# reruns a job when one changed (its checksum, for files of up to 1 MB, so a `touch` alone reruns nothing).
+CODE = {kind: code_files(kind) for kind in ("synth", "fetch", "train", "evaluate", "ablate", "report")}
 
 
 # Every GPU busy without flags (docs/cluster.md). On this box (Snakemake's local executor: no --jobs for a

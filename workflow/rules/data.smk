@@ -4,6 +4,8 @@
 
 rule synth:
     # Smoke profile only: a synthetic tarball in the official layout, with an md5 sidecar.
+    input:
+        CODE["synth"],
     output:
         tarball=f"{DATA}/synthetic/{{dataset}}.tar.gz",
         md5=f"{DATA}/synthetic/{{dataset}}.tar.gz.md5",
@@ -24,6 +26,7 @@ rule fetch:
     # Download (paper) or take the synthetic tarball (smoke), verify its md5, unpack safely, prepare arrays.
     input:
         lambda w: [f"{DATA}/synthetic/{w.dataset}.tar.gz"] if SYNTHETIC else [],
+        CODE["fetch"],
     output:
         manifest=f"{DATA}/{{dataset}}/manifest.json",
         arrays=f"{DATA}/{{dataset}}/prepared.npz",

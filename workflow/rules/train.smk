@@ -7,6 +7,7 @@ rule train:
     # The fingerprint param is the run's resolved config: changing it makes Snakemake rerun the job.
     input:
         prepared,
+        CODE["train"],
     output:
         **{name.split(".")[0]: f"{RESULTS}/runs/{{run}}/{name}" for name in RUN_FILES},
     params:
@@ -36,8 +37,10 @@ rule evaluate:
         prepared,
         model=f"{RESULTS}/runs/{{run}}/model.pt",
         metrics=f"{RESULTS}/runs/{{run}}/metrics.json",
+        code=CODE["evaluate"],
     output:
-        f"{RESULTS}/runs/{{run}}/eval.json",
+        evaluation=evaluation_path(PROFILE, "{run}"),
+        metrics=metrics_path(PROFILE, "{run}"),  # DVC's view (rir.dvcgen): an output here, not in DVC
     params:
         root=lambda w, input: data_root(input[0]),
         out=lambda w, input: os.path.dirname(input.model),
@@ -49,7 +52,8 @@ rule evaluate:
     resources:
         gpu=1,
     shell:
-        "rir evaluate {params.out} --data-root {params.root} > {log} 2>&1"
+        "rir evaluate {params.out} --data-root {params.root} --out {output.evaluation}"
+        " --metrics-out {output.metrics} > {log} 2>&1"
 
 
 rule ablate:
@@ -57,6 +61,7 @@ rule ablate:
     input:
         prepared,
         model=f"{RESULTS}/runs/{{run}}/model.pt",
+        code=CODE["ablate"],
     output:
         f"{RESULTS}/ablation/{{run}}.csv",
     params:
