@@ -85,6 +85,22 @@ def evaluation_path(profile: str, run_id: str) -> str:
     return f"results/{profile}/{EVALUATIONS}/{run_id}.json"
 
 
+def write_config_files(params: dict[str, Any], root: str | Path) -> list[str]:
+    """Write the files of `config_files` that differ on disk (an unchanged file keeps its modification time,
+    which Snakemake compares); returns those written. `rir dvc` (DVC's guard) and the Snakefile, when it is
+    parsed, both call it, so that either tool sees an edit of params.yaml in the files its runs depend on,
+    whichever tool made the runs (Snakemake's own record of a job's params exists only for jobs it ran)."""
+    from rir.io import atomic_write_text
+
+    written = []
+    for name, text in config_files(params).items():
+        out = Path(root) / name
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            atomic_write_text(out, text)
+            written.append(name)
+    return written
+
+
 def refresh_views(params: dict[str, Any], root: str | Path) -> None:
     """Write DVC's views of what exists (METRICS_DIR, PLOTS_DIR) from the runs' files and the figures, for
     every profile: after a `dvc pull`, which restores outputs only, and views are not outputs (see above)."""
@@ -208,6 +224,8 @@ def _default_pipeline(params: dict[str, Any], profile: str) -> str:
     datasets = sorted({r.dataset for r in runs.values()})
     by_run = {r: spec.dataset for r, spec in runs.items()}
     if not folder:
+        guard_outs = "".join(f"    - results/{p}/configs:\n        cache: false\n        persist: true\n"
+                             for p in params["profiles"])
         text += f"""\
   {GUARD}:  # the guard: every key of params.yaml; writes each run's resolved configuration (configs/)
     cmd: rir dvc --stage
@@ -215,8 +233,8 @@ def _default_pipeline(params: dict[str, Any], profile: str) -> str:
 {_block(CODE["configs"], 4)}\
     params:
     - params.yaml:
-    outs:
-{_block([f"results/{p}/configs" for p in params["profiles"]], 4)}\
+    outs:  # rewritten only where a run's configuration changed (persist), never relinked (no cache)
+{guard_outs}\
 """
     if synthetic:
         syn = _data_settings(resolved, datasets[0]) if datasets else {}

@@ -91,6 +91,9 @@ def quickstart(tmp_path_factory) -> dict:
     Debian 12's)."""
     from pipeline import readme_command_1, system_python_supported
 
+    if os.environ.get("RIR_TEST_SNAKEMADE"):  # a developer's run reusing a workspace: no quick start
+        return None
+
     return readme_command_1(tmp_path_factory.mktemp("quickstart")) if system_python_supported() else None
 
 
@@ -104,6 +107,9 @@ def snakemade(tmp_path_factory, quickstart) -> Path:
     environment is moved out of it first, so that copies stay small; its checks have run by then."""
     from pipeline import fresh_copy, snakemake
 
+    reuse = os.environ.get("RIR_TEST_SNAKEMADE")  # a developer's finished smoke workspace (DEVELOPING.md)
+    if reuse:
+        return Path(reuse)
     if quickstart is None:
         repo = fresh_copy(tmp_path_factory.mktemp("snakemade"))
         snakemake(repo)
@@ -113,4 +119,19 @@ def snakemade(tmp_path_factory, quickstart) -> Path:
     venv = repo / ".venv"
     if venv.exists():
         venv.rename(repo.parent / "clone-venv")  # no longer runnable (its scripts name this path): not needed
+    return repo
+
+
+@pytest.fixture(scope="session")
+def sliced(tmp_path_factory) -> Path:
+    """A slice of the smoke profile with short runs (tests/pipeline.py, `cut_smoke_profile`), made from
+    scratch by `dvc repro` in a fresh copy of the working tree and committed to git (its dvc.lock files too),
+    as a user's workspace is after a first run. Copy it before changing it."""
+    from pipeline import cut_smoke_profile, fresh_copy, sh, smoke_stage
+
+    repo = fresh_copy(tmp_path_factory.mktemp("sliced"))
+    cut_smoke_profile(repo)
+    sh(repo, "dvc", "repro", "--quiet", smoke_stage("report"))
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "dvc repro")
     return repo

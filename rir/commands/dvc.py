@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rir.config import load_params
-    from rir.dvcgen import config_files, refresh_views, stale_pipeline_files
+    from rir.dvcgen import refresh_views, stale_pipeline_files, write_config_files
     from rir.io import atomic_write_text
 
     root = Path(args.root)
@@ -42,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if not stale and not orphans:
             print(f"DVC's pipelines are up to date with {args.params}")
         return 1 if stale or orphans else 0
-    for name, text in config_files(params).items():
-        out = root / name
-        if not out.is_file() or out.read_text(encoding="utf-8") != text:  # unchanged files keep their mtime
-            atomic_write_text(out, text)
+    write_config_files(params, root)
     refresh_views(params, root)
     for name, text in stale.items():
         atomic_write_text(root / name, text)

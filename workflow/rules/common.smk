@@ -4,7 +4,8 @@ import os
 import sys
 
 from rir.config import expand_runs, resolve_profile
-from rir.dvcgen import PLOTS_DIR, evaluation_path, metrics_path
+from rir.config import read_yaml
+from rir.dvcgen import PLOTS_DIR, config_path, evaluation_path, metrics_path, write_config_files
 from rir.stages import RUN_FILES, code_files
 from rir.errors import UserError
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
@@ -25,6 +26,13 @@ REPORTS = f"reports/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
 GRIDSEARCH_SUMMARY = f"{RESULTS}/gridsearch"  # rir.report.gridsearch.SUMMARY_FOLDER
 READINGS_SUMMARY = f"{RESULTS}/readings"  # rir.report.readings.SUMMARY_FOLDER
+# Each run's resolved configuration as a file its jobs depend on, written now, where it changed (as DVC's
+# guard stage writes them; rir.dvcgen): Snakemake's params fingerprint below reruns only jobs it ran itself
+# (it keeps no record of runs DVC made), but a configuration file newer than a run's outputs reruns it
+# whoever made it. Written from params.yaml as `rir train` reads it; unchanged files keep their time.
+write_config_files(read_yaml("params.yaml", "params file"), ".")
+CONFIGS = {"run": config_path(PROFILE, "{run}"), "families": config_path(PROFILE, "families"),
+           "data": config_path(PROFILE, "data-{dataset}")}
 PLOTS = f"{PLOTS_DIR}/{PROFILE}"  # the figures again, for `dvc plots show` (rir.dvcgen)
 # Every file a rule's command reads is an input (DESIGN.md, "Reruns tell the truth"): the rir code it runs,
 # as DVC's stages list it (rir.stages.CODE, folders as their files), paper.yaml among the report's. Snakemake
@@ -81,7 +89,8 @@ onstart:
     # Refuse at once, before any job, rather than at the first run: runs on real CIFAR data would train on
     # the CPU of a box without a usable GPU although nobody asked for the CPU (rir.device says the same to a
     # lone `rir train`). Only when this box trains (not under a cluster executor) and a train job is due.
-    if LOCAL_BOX and workflow.is_main_process:
+    # Not under --touch, which trains nothing (it records pulled files as up to date: README, "Sharing").
+    if LOCAL_BOX and workflow.is_main_process and not workflow.touch:
         due = {job.wildcards.run for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
         devices = {ALL_RUNS[run].train_options().get("device", "auto") for run in due}
         refusal = cpu_refusal(real_data=not SYNTHETIC, devices=devices, gpu_slots=GPU_SLOTS) if due else None

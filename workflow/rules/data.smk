@@ -5,6 +5,7 @@
 rule synth:
     # Smoke profile only: a synthetic tarball in the official layout, with an md5 sidecar.
     input:
+        CONFIGS["data"],
         CODE["synth"],
     output:
         tarball=f"{DATA}/synthetic/{{dataset}}.tar.gz",
@@ -26,6 +27,7 @@ rule fetch:
     # Download (paper) or take the synthetic tarball (smoke), verify its md5, unpack safely, prepare arrays.
     input:
         lambda w: [f"{DATA}/synthetic/{w.dataset}.tar.gz"] if SYNTHETIC else [],
+        CONFIGS["data"],
         CODE["fetch"],
     output:
         manifest=f"{DATA}/{{dataset}}/manifest.json",

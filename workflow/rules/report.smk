@@ -6,6 +6,7 @@ rule tables:
         expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(RUNS)),
         [evaluation_path(PROFILE, run) for run in sorted(RUNS)],
         expand(f"{RESULTS}/ablation/{{run}}.csv", run=ABLATED),
+        CONFIGS["families"],
         CODE["report"],
     output:
         directory(f"{RESULTS}/tables"),
@@ -23,6 +24,7 @@ rule figures:
     input:
         rules.tables.output,
         expand(f"{RESULTS}/runs/{{run}}/history.csv", run=sorted(RUNS)),
+        CONFIGS["families"],
         CODE["report"],
     output:
         directory(f"{REPORTS}/figures"),
@@ -42,6 +44,7 @@ rule gridsearch_summary:
     # The optional grid search ranked by held-out accuracy (target: `snakemake gridsearch`).
     input:
         expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(GRIDSEARCH_RUNS)),
+        CONFIGS["families"],
         CODE["report"],
     output:
         directory(GRIDSEARCH_SUMMARY),
@@ -60,6 +63,7 @@ rule readings_summary:
     # are its runs, trained once.
     input:
         expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(READINGS_RUNS)),
+        CONFIGS["families"],
         CODE["report"],
     output:
         directory(READINGS_SUMMARY),
@@ -76,7 +80,8 @@ rule readings_summary:
 rule report:
     input:
         rules.tables.output,
-        rules.figures.output,
+        f"{REPORTS}/figures",  # not the figures' copy for DVC (PLOTS): a view, written again after a pull
+        CONFIGS["families"],
         CODE["report"],  # the template and paper.yaml (rir/reference) among them
         # The one place where the DAG depends on what exists when the Snakefile is parsed, and why: the report
         # shows an optional family's summary once `snakemake gridsearch` (or `readings`) has made it, and is

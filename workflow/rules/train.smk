@@ -7,6 +7,7 @@ rule train:
     # The fingerprint param is the run's resolved config: changing it makes Snakemake rerun the job.
     input:
         prepared,
+        CONFIGS["run"],
         CODE["train"],
     output:
         **{name.split(".")[0]: f"{RESULTS}/runs/{{run}}/{name}" for name in RUN_FILES},
