@@ -410,10 +410,10 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     # SIGTERM at the limit: the step's tasks (the job's Snakemake, its shell, rir train) get it.
     slurm_log = (resumable / ".snakemake/slurm_logs/rule_train" / RUN / f"{timed_out[0]}.log").read_text()
     assert f"STEP {timed_out[0]}.0 ON" in slurm_log and "DUE TO TIME LIMIT" in slurm_log, slurm_log
-    # The paused run never leaves its pause by itself and wrote no SIGTERM checkpoint (ckpt-e0001-s000001):
-    # SLURM's SIGKILL, KillWait after the SIGTERM, ended it. The second attempt resumed from epoch 1's.
-    state = resumable / "results/smoke/state" / RUN
-    assert sorted(p.name for p in state.glob("*.pt")) == ["ckpt-e0001-s000000.pt", "ckpt-e0002-s000000.pt"]
+    # The paused run never leaves its pause by itself and wrote no SIGTERM checkpoint (ckpt-e0001-s000001,
+    # which the log would name as "step 1"): SLURM's SIGKILL, KillWait after the SIGTERM, ended it. The
+    # second attempt resumed from epoch 1's, and the finished run's state is removed.
+    assert not (resumable / "results/smoke/state" / RUN).exists()
     train_log = (resumable / "logs/smoke/train" / f"{RUN}.log").read_text()
     assert f"resuming from results/smoke/state/{RUN} at epoch 2, step 0" in train_log, train_log
     assert_same_run(resumable / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)

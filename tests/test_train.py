@@ -412,14 +412,16 @@ def test_resume_across_the_milestone_restores_schedule_and_global_rng_bit_for_bi
     assert_same_run(straight, resumed)
 
 
-def test_the_optimizer_is_the_papers_sgd_with_l2_on_weight_tensors_alone(schedule_runs):
-    """Read from the checkpoint training wrote: SGD momentum 0.9; "L2 penalty 1e-4" as loss + 1e-4 * sum(w^2),
-    i.e. weight decay 2e-4, on every weight tensor and on no BatchNorm scale or shift or bias."""
+def test_the_optimizer_is_the_papers_sgd_with_l2_on_weight_tensors_alone(data_root, tmp_path, monkeypatch):
+    """Read from the checkpoint training wrote (a run stopped by SIGTERM after its first step: a finished
+    run's state is removed): SGD momentum 0.9; "L2 penalty 1e-4" as loss + 1e-4 * sum(w^2), i.e. weight decay
+    2e-4, on every weight tensor and on no BatchNorm scale or shift or bias."""
     from rir.checkpoint import load_latest
     from rir.models import create_model
 
-    straight, _ = schedule_runs
-    groups = load_latest(straight / "state")["optimizer"]["param_groups"]
+    stopped = _schedule_run(data_root, tmp_path / "run", monkeypatch, "TERM@1", epochs=1)
+    assert stopped["status"] == "preempted"
+    groups = load_latest(tmp_path / "run" / "state")["optimizer"]["param_groups"]
     assert [g["momentum"] for g in groups] == [0.9, 0.9]
     assert [g["weight_decay"] for g in groups] == [2e-4, 0.0]
     params = list(create_model("all_cnn_c", **SCHEDULE["model_overrides"]).parameters())
