@@ -510,7 +510,10 @@ def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_s
         victim_slot = SLOTS[0]
         victim = held[victim_slot]
         os.kill(victim, signal.SIGKILL)
-        now = wait_for(lambda: (h := held_slots(locks)).get(victim_slot) not in (None, victim) and h,
+        # The new holder takes the flock, then writes its name over the lock file (rir.gpu truncates it
+        # first): wait for the name too, or a read in between finds the file empty (seen once in CI).
+        now = wait_for(lambda: (h := held_slots(locks)).get(victim_slot) not in (None, victim)
+                       and (locks / victim_slot).read_text().strip() and h,
                        "the freed slot taken by the waiting run", log, workflow)
         # The waiting run took exactly the killed run's slot; the other three slots never changed hands.
         assert holder(locks / victim_slot) == waiting
