@@ -193,19 +193,22 @@ def test_dvc_lock_records_the_configuration_snakemake_trained(sliced, tmp_path):
 # --- 4. Snakemake declares every input of what it builds ----------------------------------------------------
 
 
-def test_snakemake_reruns_what_a_paper_value_or_the_training_code_feeds(sliced, tmp_path):
+def test_both_tools_rerun_what_a_paper_value_or_the_training_code_feeds(sliced, tmp_path):
     """In a workspace DVC made (Snakemake has no record of its own there: a file it does not declare would
-    change nothing)."""
+    change nothing for it)."""
     repo = copy(sliced, tmp_path / "repo")
     assert planned_jobs(repo) == {}
     reference = repo / "rir/reference/paper.yaml"
     reference.write_text(reference.read_text() + "# a paper value edited\n")
     assert set(planned_jobs(repo)) == {"tables", "figures", "report", "all"}
+    assert dvc_changed_stages(repo) == set(map(smoke_stage, ("tables", "figures", "report")))  # and DVC
     shutil.copy(sliced / "rir/reference/paper.yaml", reference)
     train = repo / "rir/train.py"
     train.write_text(train.read_text() + "# the training code edited\n")
     jobs = planned_jobs(repo)
     assert sorted(w.removeprefix("run=") for w in jobs["train"]) == sorted(smoke_runs(repo))
+    retrained = {s for s in dvc_changed_stages(repo) if "@" in s}
+    assert retrained == {smoke_stage(f"train@{r}") for r in smoke_runs(repo)}
 
 
 # --- 5. Both tools start from the same default -----------------------------------------------------------
