@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rir.config import expand_runs, resolve_profile
-from rir.stages import CODE, METRICS_KEYS, RUN_FILES
+from rir.stages import CODE, RUN_FILES, copy_plots, metrics_view
 
 DVC_DIR = "workflow/dvc"  # the pipelines other than the top dvc.yaml
 METRICS_DIR = "results/metrics"  # results/metrics/<profile>/<run_id>.json: what `dvc metrics show` lists
@@ -104,7 +104,7 @@ def write_config_files(params: dict[str, Any], root: str | Path) -> list[str]:
 def refresh_views(params: dict[str, Any], root: str | Path) -> None:
     """Write DVC's views of what exists (METRICS_DIR, PLOTS_DIR) from the runs' files and the figures, for
     every profile: after a `dvc pull`, which restores outputs only, and views are not outputs (see above)."""
-    from rir.io import atomic_write_bytes, atomic_write_json
+    from rir.io import atomic_write_json
 
     root = Path(root)
     for profile in params["profiles"]:
@@ -113,18 +113,15 @@ def refresh_views(params: dict[str, Any], root: str | Path) -> None:
                 evaluation = json.loads((root / evaluation_path(profile, run_id)).read_text(encoding="utf-8"))
                 trained = json.loads((root / f"results/{profile}/runs/{run_id}/metrics.json").read_text(
                     encoding="utf-8"))
-                numbers = {**evaluation, "wall_seconds": trained.get("wall_seconds")}
-                view = {key: numbers[key] for key in METRICS_KEYS}
+                view = metrics_view(evaluation, trained)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # not evaluated (yet), or unreadable: the report names it, the view leaves it out
             target = root / metrics_path(profile, run_id)
             if not target.is_file() or json.loads(target.read_text(encoding="utf-8")) != view:
                 atomic_write_json(target, view)
         figures = root / f"reports/{profile}/figures"
-        for png in sorted(figures.glob("*.png")) if figures.is_dir() else []:
-            target = root / PLOTS_DIR / profile / png.name
-            if not target.is_file() or target.read_bytes() != png.read_bytes():
-                atomic_write_bytes(target, png.read_bytes())
+        if figures.is_dir():
+            copy_plots(figures, root / PLOTS_DIR / profile)
 
 
 # --- What the guard writes -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from rir.errors import UserError
 from rir.io import atomic_write_json
-from rir.stages import METRICS_KEYS
+from rir.stages import metrics_view
 
 
 @torch.no_grad()
@@ -102,6 +102,5 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as err:
             raise UserError(f"{source}: cannot read the run's wall time for --metrics-out ({err})") from None
-        numbers = {**result, "wall_seconds": trained.get("wall_seconds")}
-        atomic_write_json(metrics_out, {key: numbers[key] for key in METRICS_KEYS})
+        atomic_write_json(metrics_out, metrics_view(result, trained))
     return result

@@ -16,6 +16,31 @@ from pathlib import Path
 # so that the table stays readable; what the run was and how it ran (its provenance) is in metrics.json and
 # env.json.
 METRICS_KEYS = ("test_accuracy", "test_error", "test_loss", "wall_seconds")
+def metrics_view(evaluation: dict, trained: dict) -> dict:
+    """METRICS_KEYS of a run: its evaluation's accuracy, error and loss, and its training's wall time
+    (metrics.json). `rir evaluate --metrics-out` and `rir dvc` (after a pull) both write it."""
+    numbers = {**evaluation, "wall_seconds": trained.get("wall_seconds")}
+    return {key: numbers[key] for key in METRICS_KEYS}
+
+
+def copy_plots(figures: Path, plots: Path) -> int:
+    """The figures' PNGs copied atomically into `plots` (the plots view), where they differ; PNGs there that
+    the figures no longer hold are removed, so DVC shows what the figures stage drew and nothing older.
+    Returns how many PNGs the view holds. `rir report figures --plots` and `refresh_views` call it."""
+    from rir.io import atomic_write_bytes
+
+    drawn = {p.name: p.read_bytes() for p in figures.glob("*.png")}
+    plots.mkdir(parents=True, exist_ok=True)
+    for old in plots.glob("*.png"):
+        if old.name not in drawn:
+            old.unlink()
+    for name, data in sorted(drawn.items()):
+        target = plots / name
+        if not target.is_file() or target.read_bytes() != data:
+            atomic_write_bytes(target, data)
+    return len(drawn)
+
+
 RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")  # what `rir train` writes
 # The code each kind of stage runs (`configs`: DVC's guard stage, rir.dvcgen): a change to it reruns the
 # stage (DVC compares file hashes; Snakemake declares the same files as inputs). Every rir module a stage's

@@ -1,5 +1,5 @@
 """`rir evaluate RUN_DIR`: recompute the test accuracy of a finished run from model.pt; writes eval.json, and
-with --metrics-out the run's four numbers for `dvc metrics show` (rir.evaluate.METRICS_KEYS)."""
+with --metrics-out the run's four numbers for `dvc metrics show` (rir.stages.METRICS_KEYS)."""
 
 from __future__ import annotations
 

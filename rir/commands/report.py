@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from rir.config import load_params
     from rir.errors import UserError
     from rir.report import load, write_figures, write_html, write_tables
+    from rir.stages import copy_plots
 
     params = load_params(args.params)
     profile = args.profile or params.get("profile", "paper")
@@ -66,25 +67,11 @@ def run(args: argparse.Namespace) -> int:
         drawn = sum(1 for m in manifest if m["file"])
         print(f"rir report: {drawn} figures ({len(manifest) - drawn} pending) in {out / 'figures'}")
         if args.plots:
-            _copy_plots(out / "figures", Path(args.plots))
+            copied = copy_plots(out / "figures", Path(args.plots))
+            print(f"rir report: {copied} figures copied to {args.plots}")
     if "html" in stages:
         print(f"rir report: {write_html(data, out)}")
     return 0
-
-
-def _copy_plots(figures: Path, plots: Path) -> None:
-    """The drawn PNGs, copied atomically into `plots`; PNGs there that the figures stage no longer draws are
-    removed, so DVC shows what this run of the stage drew and nothing older."""
-    from rir.io import atomic_write_bytes
-
-    drawn = {p.name: p for p in figures.glob("*.png")}
-    plots.mkdir(parents=True, exist_ok=True)
-    for old in plots.glob("*.png") if plots.is_dir() else []:
-        if old.name not in drawn:
-            old.unlink()
-    for name, path in sorted(drawn.items()):
-        atomic_write_bytes(plots / name, path.read_bytes())
-    print(f"rir report: {len(drawn)} figures copied to {plots}")
 
 
 def _gridsearch(params: dict, profile: str, results: Path, strict: bool) -> int:
