@@ -85,16 +85,20 @@ def validate_params(params: Any, source: str = "params.yaml") -> None:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        err = errors[0]
+        # Inside a oneOf (a profile's family: keys or null) the reason is the alternative that came closest.
+        err = jsonschema.exceptions.best_match([errors[0]])
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise UserError(f"{source}: {key}: {err.message}")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `base` with `override` merged in; nested dicts merge, everything else replaces."""
+    """A copy of `base` with `override` merged in; nested dicts merge, `null` removes the key (a profile
+    leaves a family out: the laptop profile), everything else replaces."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

@@ -48,8 +48,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def environment(device: torch.device, precision: str | None = None) -> dict:
-    """The contents of env.json; `precision` (the run's) adds the math mode it ran in."""
+def environment(device: torch.device, precision: str | None = None, data: dict | None = None) -> dict:
+    """The contents of env.json; `precision` (the run's) adds the math mode it ran in, `data` the data's kind
+    and md5 (rir.data.CifarArrays.provenance)."""
     from rir.device import math_mode
 
     commit = _git("rev-parse", "HEAD")
@@ -76,4 +77,5 @@ def environment(device: torch.device, precision: str | None = None) -> dict:
                  "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
                  "float32_matmul_precision": torch.get_float32_matmul_precision()},
         "platform": platform.platform(),
+        **({"data": data} if data else {}),
     }

@@ -89,7 +89,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
     test_loss, test_acc = evaluate_model(model, loader, lambda: autocast(loader.device, cfg.precision))
     result = {
         "run_dir": str(run_dir), "model": cfg.model, "dataset": cfg.dataset,
-        "synthetic": bool(arrays.synthetic),
+        **arrays.provenance,
         "test_accuracy": test_acc, "test_error": 100.0 - test_acc, "test_loss": test_loss,
         "test_images": len(arrays.test_labels), "device": str(loader.device),
     }

@@ -246,7 +246,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
 
     elapsed += time.perf_counter() - started
     metrics = _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed)
-    _write_run(out_dir, cfg, model, arrays.num_classes, history, metrics, device)
+    _write_run(out_dir, cfg, model, arrays, history, metrics, device)
     # The run has ended (completed or diverged): its state is spent. A rerun, forced or after a change,
     # trains from the first step; it never resumes a finished run and rewrites the old numbers.
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -319,7 +319,7 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
     summary = model_summary(cfg.model, num_classes=arrays.num_classes, **cfg.model_overrides)
     return {
         "status": status, "diverged_epoch": diverged_epoch, "model": cfg.model, "dataset": cfg.dataset,
-        "seed": cfg.seed, "synthetic": bool(arrays.synthetic), "epochs": cfg.epochs,
+        "seed": cfg.seed, **arrays.provenance, "epochs": cfg.epochs,
         "epochs_completed": len(history) if status == "completed" else len(history) - 1,
         "eval_split": f"holdout_{cfg.holdout}" if cfg.holdout else "test",
         "test_accuracy": acc, "test_error": None if acc is None else 100.0 - acc,
@@ -334,14 +334,14 @@ def _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapse
     }
 
 
-def _write_run(out_dir: Path, cfg, model, num_classes, history, metrics, device) -> None:
+def _write_run(out_dir: Path, cfg, model, arrays, history, metrics, device) -> None:
     """The final artifacts; metrics.json last, so its presence means the run is complete."""
     from rir.env import environment
     from rir.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     model_pt = io.BytesIO()  # in memory first, so a full disk is an OSError naming the file (rir.checkpoint)
-    torch.save({"state_dict": weights, "config": cfg.to_dict(), "num_classes": num_classes,
+    torch.save({"state_dict": weights, "config": cfg.to_dict(), "num_classes": arrays.num_classes,
                 "status": metrics["status"]}, model_pt)
     atomic_write_bytes(out_dir / "model.pt", model_pt.getvalue())
     buf = io.StringIO()
@@ -350,5 +350,5 @@ def _write_run(out_dir: Path, cfg, model, num_classes, history, metrics, device)
     writer.writerows(history)
     atomic_write_text(out_dir / "history.csv", buf.getvalue())
     atomic_write_json(out_dir / "config.json", cfg.to_dict())
-    atomic_write_json(out_dir / "env.json", environment(device, cfg.precision))
+    atomic_write_json(out_dir / "env.json", environment(device, cfg.precision, arrays.provenance))
     atomic_write_json(out_dir / "metrics.json", metrics)

@@ -47,6 +47,24 @@ def m(name, path, old, new, *tests):
 
 
 MUTANTS = [
+    # data: bugs that hit training and test alike, so a net still learns (tests/test_real_photos.py pins what
+    # a person sees in the real photographs; DEVELOPING.md says which the synthetic tests alone catch)
+    m("data-channel-order-swapped", "rir/data.py",
+      "    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels",
+      "    return data.reshape(-1, 3, 32, 32)[:, ::-1].transpose(0, 2, 3, 1).copy(), labels",
+      "tests/test_real_photos.py"),
+    m("data-image-transposed", "rir/data.py",
+      "    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels",
+      "    return data.reshape(-1, 3, 32, 32).transpose(0, 3, 2, 1).copy(), labels",
+      "tests/test_real_photos.py"),
+    m("data-labels-shifted-by-one", "rir/data.py",
+      "    labels = np.asarray(labels, dtype=np.int64)\n",
+      "    labels = (np.asarray(labels, dtype=np.int64) + 1) % spec.num_classes\n",
+      "tests/test_real_photos.py"),
+    m("data-statistics-over-the-wrong-axis", "rir/data.py",
+      "        chunk = images[start : start + 4096].reshape(-1, 3).astype(np.int64)",
+      "        chunk = images[start : start + 4096].reshape(3, -1).T.astype(np.int64)",
+      "tests/test_real_photos.py"),
     # layers: ResNet Init and Figure 3's zeroing
     m("layers-identity-added-into-W", "rir/layers.py",
       '        nn.init.kaiming_normal_(self.weight, mode="fan_in", nonlinearity="relu")\n\n'
@@ -215,6 +233,8 @@ def run(mutant: Mutant, whole_suite: bool = False) -> tuple[str, float, str]:
     """(killed | survived | error, seconds, pytest's last lines) for one mutant in a scratch copy."""
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         repo = scratch_copy(Path(tmp) / "repo")
+        if (ROOT.parent / "shared").is_dir():  # ../shared beside the copy too: the real photographs
+            (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
         plant(mutant, repo)
         # Not PYTEST_ADDOPTS: .ci/run passes its JUnit report through it, which this run must not overwrite.
         env = {**{k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}, "PYTHONPATH": str(repo),

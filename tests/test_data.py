@@ -491,6 +491,87 @@ def test_bad_arguments_are_one_line_exit_2(tmp_path, capsys, args):
     assert list(tmp_path.iterdir()) == []
 
 
+# --- rir fetch: an unofficial real copy (--unofficial-md5) ---------------------------------------------------
+# The positive path, on the real JPEG copy of CIFAR-10, is in tests/test_real_photos.py.
+
+
+def _bare_copy(src: Path, folder: Path) -> tuple[Path, str]:
+    """The tarball without its rir synth sidecar, as a copy from elsewhere would come; (path, its md5)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / "copy.tar.gz"
+    shutil.copy(src, copy)
+    return copy, hashlib.md5(copy.read_bytes()).hexdigest()
+
+
+def test_a_copy_short_of_the_official_counts_is_refused(tmp_path, capsys, synthetic_tarball):
+    """An md5 vouches for bytes, not for a complete copy: 1,000 training images are not CIFAR-10's 50,000."""
+    copy, md5 = _bare_copy(synthetic_tarball(), tmp_path / "src")
+    code, _, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", tmp_path / "data", "--from", copy,
+                       "--unofficial-md5", md5)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "1,000 train images" in err and "50,000" in err and "not a complete copy" in err, err
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("case", ["wrong md5", "truncated", "truncated, its own md5"])
+def test_an_unofficial_copy_keeps_the_refusals(tmp_path, capsys, synthetic_tarball, synthetic_data_root, case):
+    copy, md5 = _bare_copy(synthetic_tarball(), tmp_path / "src")
+    if case != "wrong md5":
+        copy.write_bytes(copy.read_bytes()[: copy.stat().st_size // 2])
+    if case == "truncated, its own md5":
+        md5 = hashlib.md5(copy.read_bytes()).hexdigest()
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_data_root, root)
+    before = snapshot(root)
+    code, _, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", root, "--from", copy,
+                       "--unofficial-md5", "0" * 32 if case == "wrong md5" else md5)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    words = "truncated or damaged" if case == "truncated, its own md5" else "the --unofficial-md5 given"
+    assert words in err and str(copy) in err, err
+    assert snapshot(root) == before
+
+
+def test_the_official_md5_refusal_names_the_flag(tmp_path, capsys, synthetic_tarball):
+    copy, _ = _bare_copy(synthetic_tarball(), tmp_path / "src")
+    code, _, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", tmp_path / "d", "--from", copy)
+    assert code == 2 and "(the official md5)" in err and "--unofficial-md5" in err, err
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--unofficial-md5", "xyz"], "not an md5"),
+        (["--unofficial-md5", DATASETS["cifar10"].md5], "is the official CIFAR-10 md5"),
+        (["--unofficial-md5", "0" * 32, "--synthetic"], "exclude each other"),
+        (["--unofficial-md5", "0" * 32], "--unofficial-md5 needs a tarball"),
+        (["--unofficial-md5", "0" * 32, "--from", "SYNTH"], "a rir synth tarball"),
+    ],
+)
+def test_bad_unofficial_arguments_are_one_line_exit_2(tmp_path, capsys, synthetic_tarball, extra, words):
+    args = [str(synthetic_tarball()) if a == "SYNTH" else a for a in extra]
+    code, _, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", tmp_path / "d", *args)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_version_1_manifest_still_loads_with_its_kind(tmp_path, synthetic_data_root):
+    """Data prepared before the data kinds (manifest_version 1) knew only the synthetic flag."""
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_data_root, root)
+    path = root / "cifar10" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["data_kind"] == "synthetic" and manifest["manifest_version"] == 2
+    del manifest["data_kind"]
+    manifest["manifest_version"] = 1
+    path.write_text(json.dumps(manifest))
+    arrays = load_arrays(root, "cifar10")
+    assert (arrays.kind, arrays.synthetic) == ("synthetic", True)
+    manifest["data_kind"] = "official"  # contradicts the synthetic flag: refused, not trusted
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="contradicts data_kind official"):
+        load_arrays(root, "cifar10")
+
+
 # --- load_arrays --------------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
     apply_gpu_lease(args.device)  # before anything touches CUDA (rir.gpu)
     result = evaluate_run(args.run_dir, data_root=args.data_root, device=args.device, out=args.out,
                           metrics_out=args.metrics_out)
-    kind = "synthetic" if result["synthetic"] else "real"
-    print(f"test accuracy {result['test_accuracy']:.2f}% on {result['test_images']} {kind} "
+    print(f"test accuracy {result['test_accuracy']:.2f}% on {result['test_images']} {result['data']} "
           f"{result['dataset']} test images")
     return 0

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"diverged: the training loss became NaN/inf in epoch {metrics['diverged_epoch']}")
         return 0 if args.allow_diverged else EXIT_DIVERGED
     print(f"test accuracy {metrics['test_accuracy']:.2f}% ({metrics['eval_split']}), "
-          f"{'synthetic' if metrics['synthetic'] else 'real'} {metrics['dataset']}, written to {args.out}")
+          f"{metrics['data']} {metrics['dataset']}, written to {args.out}")
     return 0
 
 

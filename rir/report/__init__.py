@@ -41,7 +41,15 @@ class ReportData:
     @property
     def synthetic(self) -> bool:
         """True when the profile or any run's metrics say synthetic: the report must then say so."""
-        return self.resolved.get("data") == "synthetic" or any(r.synthetic for r in self.records)
+        return self.data["synthetic"]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What the results come from (rir.report.collect.describe_data); every table, figure and page
+        says it."""
+        from rir.report.collect import describe_data
+
+        return describe_data(self.resolved, self.records)
 
     @property
     def ablated_runs(self) -> list[str]:
@@ -77,7 +85,7 @@ def write_tables(data: ReportData, tables_dir: str | Path) -> list[Path]:
     from rir.report.aggregate import write_tables as write
     from rir.report.claims import judge_claims
 
-    paths = write(tables_dir, data.runs, data.groups, data.tables)
+    paths = write(tables_dir, data.runs, data.groups, data.tables, data.data["column"])
     claims = judge_claims(data.tables, data.ablation, data.ablated_runs, data.reference)
     atomic_write_json(Path(tables_dir) / "claims.json", claims)
     return [*paths, Path(tables_dir) / "claims.json"]
@@ -88,7 +96,7 @@ def write_figures(data: ReportData, figures_dir: str | Path) -> list[dict[str, A
     from rir.report.figures import write_figures as draw
 
     return draw(figures_dir, data.records, data.tables, data.ablation, data.reference, data.resolved,
-                data.synthetic)
+                data.data["mark"])
 
 
 def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
@@ -105,7 +113,7 @@ def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
     verdicts = Counter(v for t in data.tables.values() for v in t["verdict"])
     return {
         "paper": data.reference["paper"],
-        "prov": provenance(data.records, data.resolved, data.synthetic),
+        "prov": provenance(data.records, data.resolved, data.data),
         "status_counts": {"total": len(data.records), "by_status": sorted(statuses.items())},
         "verdict_counts": [(v, verdicts[v]) for v in VERDICTS if verdicts.get(v)],
         "claims": judge_claims(data.tables, data.ablation, data.ablated_runs, data.reference),

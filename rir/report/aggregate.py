@@ -80,9 +80,11 @@ def runs_frame(records: list[RunRecord], resolved: dict[str, Any]) -> pd.DataFra
                 "epoch": m.get("epoch", m.get("epochs_completed")), "params": m.get("params"),
                 "flops_per_image": m.get("flops_per_image"), "wall_time_s": rec.wall_time_s,
                 "device": m.get("device_name", m.get("device")), "synthetic": rec.synthetic,
+                "data": rec.data_kind, "data_md5": rec.data_md5,
             })
     columns = ["run_id", "family", "model", "dataset", "seed", "grid", "status", "test_accuracy",
-               "test_error", "epoch", "params", "flops_per_image", "wall_time_s", "device", "synthetic"]
+               "test_error", "epoch", "params", "flops_per_image", "wall_time_s", "device", "synthetic",
+               "data", "data_md5"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -211,13 +213,17 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_tables(out_dir: str | Path, runs: pd.DataFrame, groups: pd.DataFrame,
-                 tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Each frame as <name>.csv and <name>.json under `out_dir`, atomically; returns the paths written."""
+                 tables: dict[str, pd.DataFrame], data: str | None = None) -> list[Path]:
+    """Each frame as <name>.csv and <name>.json under `out_dir`, atomically; returns the paths written.
+    `data` (rir.report.collect.describe_data's column) becomes a `data` column of every aggregate table, so
+    that no table read alone passes synthetic or unofficial numbers for official ones."""
     from rir.io import atomic_write_json, atomic_write_text
 
     out_dir = Path(out_dir)
     written = []
     for name, frame in {"runs": runs, "families": groups, **tables}.items():
+        if data is not None and name != "runs":  # the runs table has each run's own data kind
+            frame = frame.assign(data=data)
         flat = frame.copy()
         for column in ("grid", "run_ids"):
             if column in flat.columns:

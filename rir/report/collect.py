@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from rir.config import RunSpec
+from rir.data import DATA_KINDS
 
 # Statuses of a run, as the report shows them.
 COMPLETED, DIVERGED, PENDING, UNREADABLE = "completed", "diverged", "pending", "unreadable"
@@ -61,6 +62,52 @@ class RunRecord:
     def synthetic(self) -> bool | None:
         value = self.metrics.get("synthetic")
         return value if isinstance(value, bool) else None
+
+    @property
+    def data_kind(self) -> str | None:
+        """official | unofficial | synthetic (rir.data.DATA_KINDS), or None before the run has metrics;
+        metrics from before the data kinds knew only the synthetic flag, and not synthetic meant official."""
+        kind = self.metrics.get("data")
+        if kind in DATA_KINDS:
+            return kind
+        return None if self.synthetic is None else "synthetic" if self.synthetic else "official"
+
+    @property
+    def data_md5(self) -> str | None:
+        value = self.metrics.get("data_md5")
+        return value if isinstance(value, str) and value else None
+
+
+# The mark every table, figure and page made from data other than the official tarballs carries.
+MARKS = {"synthetic": "SYNTHETIC DATA", "unofficial": "UNOFFICIAL COPY OF CIFAR"}
+
+
+def describe_data(resolved: dict[str, Any], records: list[RunRecord]) -> dict[str, Any]:
+    """What the results were computed from, for banners, titles and a `data` column: the worst kind among the
+    profile's runs (synthetic, then an unofficial copy, then official), the unofficial copies' md5s, the mark
+    to print (None for official data) and a sentence."""
+    kinds = {r.data_kind for r in records} - {None}
+    if resolved.get("data") == "synthetic" or "synthetic" in kinds:
+        kind = "synthetic"
+    elif "unofficial" in kinds:
+        kind = "unofficial"
+    else:
+        kind = "official" if kinds else None
+    copies = sorted({f"{r.spec.dataset} md5 {r.data_md5 or '?'}" for r in records
+                     if r.data_kind == "unofficial"})
+    official = "official" in kinds
+    text = {
+        "synthetic": "SYNTHETIC data (rir synth), not CIFAR",
+        "unofficial": (f"an UNOFFICIAL copy of CIFAR ({'; '.join(copies)}), not the official tarball"
+                       f"{' (other runs: official)' if official else ''}: real photographs, but absolute "
+                       f"numbers are not comparable to the paper's"),
+        "official": "real CIFAR-10 / CIFAR-100, the official tarballs (md5-verified)",
+        None: "real CIFAR-10 / CIFAR-100 (no run has finished yet)",
+    }[kind]
+    column = {"synthetic": "synthetic", "unofficial": f"unofficial ({'; '.join(copies)})",
+              "official": "official", None: "real (no run yet)"}[kind]
+    return {"kind": kind, "synthetic": kind == "synthetic", "md5s": copies, "mark": MARKS.get(kind),
+            "text": text, "column": column}
 
 
 def _read_json(path: Path, errors: list[str]) -> dict[str, Any] | None:

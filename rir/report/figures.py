@@ -2,7 +2,8 @@
 
 Each figure is a PNG under reports/<profile>/figures/, written atomically, and listed with its title and
 caption in figures/index.json, which the HTML stage embeds. A figure with nothing to draw yet is listed as
-pending instead. Everything drawn from synthetic data says "SYNTHETIC DATA" in its title and across it.
+pending instead. Everything drawn from synthetic data says "SYNTHETIC DATA" in its title and across it, and
+everything drawn from an unofficial copy of CIFAR "UNOFFICIAL COPY OF CIFAR" (rir.report.collect.MARKS).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from rir.report.collect import RunRecord
+from rir.report.collect import MARKS, RunRecord
 
 MANIFEST = "index.json"
 DPI = 110
-SYNTHETIC_MARK = "SYNTHETIC DATA"
+SYNTHETIC_MARK = MARKS["synthetic"]
+MARK_COLOURS = {SYNTHETIC_MARK: "#c0392b", MARKS["unofficial"]: "#b35900"}
 
 
 def _pyplot():
@@ -29,14 +31,14 @@ def _pyplot():
     return plt
 
 
-def _finish(fig, title: str, synthetic: bool, target: Path) -> None:
+def _finish(fig, title: str, mark: str | None, target: Path) -> None:
     from rir.io import atomic_path
 
-    if synthetic:
-        title = f"{SYNTHETIC_MARK} — {title}"
-        fig.text(0.5, 0.5, SYNTHETIC_MARK, ha="center", va="center", rotation=25, fontsize=44,
-                 color="#c0392b", alpha=0.13, weight="bold", zorder=0)
-    fig.suptitle(title, fontsize=11, weight="bold", color="#c0392b" if synthetic else "black")
+    if mark:
+        title = f"{mark} — {title}"
+        fig.text(0.5, 0.5, mark, ha="center", va="center", rotation=25, fontsize=44 if len(mark) < 20 else 30,
+                 color=MARK_COLOURS[mark], alpha=0.13, weight="bold", zorder=0)
+    fig.suptitle(title, fontsize=11, weight="bold", color=MARK_COLOURS[mark] if mark else "black")
     fig.tight_layout()
     # metadata without a date keeps the PNG byte-identical for identical results (cached reruns).
     with atomic_path(target) as tmp:
@@ -51,7 +53,7 @@ def _group_label(spec, reference: dict[str, Any], grid: dict[str, Any]) -> str:
 
 
 def training_curves(records: list[RunRecord], family: str, fam_def: dict[str, Any], reference: dict[str, Any],
-                    synthetic: bool, target: Path) -> bool:
+                    mark: str | None, target: Path) -> bool:
     """Test accuracy and training loss per epoch, mean over seeds, one line per group; False if no data."""
     from rir.report.aggregate import grid_point
 
@@ -87,11 +89,11 @@ def training_curves(records: list[RunRecord], family: str, fam_def: dict[str, An
             ax.grid(alpha=0.3)
             ax.set_title(reference["datasets"].get(dataset, dataset), fontsize=10)
         axes[0][j].legend(fontsize=6.5, loc="lower right")
-    _finish(fig, f"Training curves: {family}", synthetic, target)
+    _finish(fig, f"Training curves: {family}", mark, target)
     return True
 
 
-def figure3(ablation: pd.DataFrame, reference: dict[str, Any], synthetic: bool, target: Path) -> bool:
+def figure3(ablation: pd.DataFrame, reference: dict[str, Any], mark: str | None, target: Path) -> bool:
     """Accuracy after zeroing each stream at each ResNet Init layer, both readings, per model and dataset."""
     if not len(ablation):
         return False
@@ -119,11 +121,11 @@ def figure3(ablation: pd.DataFrame, reference: dict[str, Any], synthetic: bool, 
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    _finish(fig, "Figure 3: accuracy with one layer's stream connections zeroed", synthetic, target)
+    _finish(fig, "Figure 3: accuracy with one layer's stream connections zeroed", mark, target)
     return True
 
 
-def figure4(cells: pd.DataFrame, reference: dict[str, Any], synthetic: bool, target: Path) -> bool:
+def figure4(cells: pd.DataFrame, reference: dict[str, Any], mark: str | None, target: Path) -> bool:
     """Mean accuracy against layers per residual block, ResNet vs RiR, 95 % interval as error bars."""
     from rir.report.aggregate import records
 
@@ -152,11 +154,11 @@ def figure4(cells: pd.DataFrame, reference: dict[str, Any], synthetic: bool, tar
         ax.set_title(reference["datasets"].get(dataset, dataset), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _finish(fig, "Figure 4: accuracy vs layers per residual block", synthetic, target)
+    _finish(fig, "Figure 4: accuracy vs layers per residual block", mark, target)
     return True
 
 
-def table4_heatmap(cells: pd.DataFrame, synthetic: bool, target: Path) -> bool:
+def table4_heatmap(cells: pd.DataFrame, mark: str | None, target: Path) -> bool:
     """Table 4 as a heatmap: blocks per stage x layers per block, the mean accuracy written in each cell."""
     import numpy as np
 
@@ -182,13 +184,13 @@ def table4_heatmap(cells: pd.DataFrame, synthetic: bool, target: Path) -> bool:
     ax.set_xlabel("layers per block")
     ax.set_ylabel("blocks per stage")
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    _finish(fig, "Table 4: RiR, CIFAR-10", synthetic, target)
+    _finish(fig, "Table 4: RiR, CIFAR-10", mark, target)
     return True
 
 
 def write_figures(out_dir: str | Path, records: list[RunRecord], tables: dict[str, pd.DataFrame],
                   ablation: pd.DataFrame, reference: dict[str, Any], resolved: dict[str, Any],
-                  synthetic: bool) -> list[dict[str, Any]]:
+                  mark: str | None) -> list[dict[str, Any]]:
     """Draw every figure into `out_dir` and write the manifest; returns the manifest's entries."""
     from rir.io import atomic_write_json
 
@@ -200,22 +202,22 @@ def write_figures(out_dir: str | Path, records: list[RunRecord], tables: dict[st
          "Test accuracy of trained models after zeroing one ResNet Init layer's learned connections of the "
          "residual or the transient stream; left: the kernels that write the stream, right: those that "
          "read it. Claim 6 is judged on the left ('write') reading.",
-         lambda t: figure3(ablation, reference, synthetic, t)),
+         lambda t: figure3(ablation, reference, mark, t)),
         ("figure4.png", "Figure 4: ResNet vs RiR over layers per residual block",
          "Mean test accuracy over finished seeds; error bars: 95 % t-interval (none with one seed; "
          "clipped to 0-100 %); "
          "diverged seeds are left out (see Runs).",
-         lambda t: figure4(tables.get("figure4", empty), reference, synthetic, t)),
+         lambda t: figure4(tables.get("figure4", empty), reference, mark, t)),
         ("table4_heatmap.png", "Table 4 as a heatmap",
          "Mean test accuracy of RiR per blocks per stage x layers per block.",
-         lambda t: table4_heatmap(tables.get("table4", empty), synthetic, t)),
+         lambda t: table4_heatmap(tables.get("table4", empty), mark, t)),
     ]
     for family, fam_def in resolved.get("families", {}).items():
         entries.append((f"curves_{family}.png", f"Training curves: {family}",
                         "Test accuracy and training loss per epoch, mean over seeds; unfinished runs show "
                         "the epochs they have.",
                         lambda t, f=family, d=fam_def: training_curves(records, f, d, reference,
-                                                                       synthetic, t)))
+                                                                       mark, t)))
     manifest = []
     for name, title, caption, draw in entries:
         target = out_dir / name
@@ -223,7 +225,8 @@ def write_figures(out_dir: str | Path, records: list[RunRecord], tables: dict[st
         if not drawn and target.exists():
             target.unlink()  # a stale figure from earlier results must not pass for a current one
         manifest.append({"file": name if drawn else None, "title": title, "caption": caption,
-                         "status": "drawn" if drawn else "pending", "synthetic": synthetic})
+                         "status": "drawn" if drawn else "pending", "synthetic": mark == SYNTHETIC_MARK,
+                         "mark": mark})
     atomic_write_json(out_dir / MANIFEST, manifest)
     return manifest
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from rir.model_options import known_defaults
 from rir.report.aggregate import grid_key, runs_frame
-from rir.report.collect import COMPLETED, read_runs, read_summary_file, write_summary_files
+from rir.report.collect import COMPLETED, describe_data, read_runs, read_summary_file, write_summary_files
 from rir.report.stats import summarize
 
 SUMMARY_FOLDER = "gridsearch"
@@ -55,7 +55,7 @@ def summarize_gridsearch(resolved: dict[str, Any], runs: dict, results_dir: str 
     families = {k: v for k, v in resolved.get("optional_families", {}).items() if k == SUMMARY_FOLDER}
     records = read_runs(results_dir, runs)
     frame = runs_frame(records, {**resolved, "families": families})
-    synthetic = resolved.get("data") == "synthetic" or any(r.synthetic for r in records)
+    data = describe_data(resolved, records)
     searches = []
     for name, family in families.items():
         keys = sorted(family.get("grid", {}))
@@ -90,7 +90,8 @@ def summarize_gridsearch(resolved: dict[str, Any], runs: dict, results_dir: str 
                 "recipe_in_grid": recipe_row is not None,
                 "rows": rows,
             })
-    return {"profile": resolved.get("profile"), "synthetic": synthetic, "searches": searches,
+    return {"profile": resolved.get("profile"), "synthetic": data["synthetic"], "mark": data["mark"],
+            "data": data["column"], "searches": searches,
             "runs": len(records), "completed": sum(r.status == COMPLETED for r in records),
             "problems": [e for r in records for e in r.errors]}
 
@@ -127,7 +128,10 @@ def _cell(value: Any) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables, one per search; labelled SYNTHETIC when it is."""
-    label = " (SYNTHETIC DATA: not CIFAR)" if summary["synthetic"] else ""
+    label = {"SYNTHETIC DATA": " (SYNTHETIC DATA: not CIFAR)", None: ""}.get(summary.get("mark"),
+                                                                       f" ({summary.get('mark')})")
+    if summary.get("synthetic") and not summary.get("mark"):  # a summary from before the data kinds
+        label = " (SYNTHETIC DATA: not CIFAR)"
     lines = [f"# Grid search, profile {summary['profile']}{label}", ""]
     if not summary["searches"]:
         lines.append("This profile has no optional families (params.yaml `optional_families`).")
@@ -149,7 +153,7 @@ def write_summary(summary: dict[str, Any], out_dir: str | Path) -> list[Path]:
     rows = [{"family": s["family"], "model": s["model"], "dataset": s["dataset"], "holdout": s["holdout"],
              **{k: _cell(r[k]) for k in s["keys"]}, "rank": r["rank"], "holdout_accuracy": r["mean"],
              "std": r["std"], "n_completed": r["n_completed"], "n_runs": r["n_runs"], "recipe": r["recipe"],
-             "synthetic": summary["synthetic"]}
+             "synthetic": summary["synthetic"], "data": summary.get("data")}
             for s in summary["searches"] for r in s["rows"]]
     return write_summary_files(out_dir, summary, rows, markdown(summary))
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from rir.report.aggregate import VERDICT_RULE, VERDICTS, records
-from rir.report.collect import RunRecord
+from rir.report.collect import MARKS, RunRecord
 from rir.report.figures import read_manifest
 
 TEMPLATE = "report.html"
@@ -35,7 +35,7 @@ def _distinct(values) -> list[str]:
     return sorted({str(v) for v in values if v not in (None, "")})
 
 
-def provenance(records_: list[RunRecord], resolved: dict[str, Any], synthetic: bool) -> dict[str, Any]:
+def provenance(records_: list[RunRecord], resolved: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """The header: data source, hardware, software, git commit and total device time of the finished runs."""
     envs = [r.env for r in records_ if r.env]
     commits = _distinct(f"{(e.get('git_commit') or '?')[:12]}{' (dirty)' * bool(e.get('git_dirty'))}"
@@ -45,8 +45,8 @@ def provenance(records_: list[RunRecord], resolved: dict[str, Any], synthetic: b
                         + [r.metrics.get("device_name") for r in records_])
     seconds = sum(r.wall_time_s for r in records_)
     return {
-        "profile": resolved.get("profile"), "synthetic": synthetic,
-        "data": "SYNTHETIC data (rir synth), not CIFAR" if synthetic else "real CIFAR-10 / CIFAR-100",
+        "profile": resolved.get("profile"), "synthetic": data["synthetic"], "data_kind": data["kind"],
+        "data": data["text"], "data_md5s": data["md5s"], "mark": data["mark"],
         "devices": devices or ["unknown (no finished run yet)"],
         "software": {k: v or ["n/a"] for k, v in software.items()}, "commits": commits or ["unknown"],
         "device_hours": seconds / 3600.0, "device_seconds": seconds,
@@ -119,7 +119,9 @@ def figure_views(figures_dir: Path) -> list[dict[str, Any]]:
             path = figures_dir / Path(entry["file"]).name  # the manifest names files inside figures/ only
             if path.is_file():
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
-        views.append({**entry, "data": data})
+        # manifests from before the data kinds knew only the synthetic flag
+        mark = entry.get("mark", MARKS["synthetic"] if entry.get("synthetic") else None)
+        views.append({**entry, "mark": mark, "data": data})
     return views
 
 

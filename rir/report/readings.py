@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rir.model_options import READINGS
-from rir.report.collect import COMPLETED, read_runs, read_summary_file, write_summary_files
+from rir.report.collect import COMPLETED, describe_data, read_runs, read_summary_file, write_summary_files
 from rir.report.stats import summarize
 
 SUMMARY_FOLDER = "readings"
@@ -40,7 +40,7 @@ def summarize_readings(resolved: dict[str, Any], runs: dict, results_dir: str | 
     records = read_runs(results_dir, runs)
     paper = paper_values(reference)
     datasets = list(family.get("datasets", []))
-    synthetic = resolved.get("data") == "synthetic" or any(r.synthetic for r in records)
+    data = describe_data(resolved, records)
     rows = []
     for reading in READINGS:
         if reading.model not in family.get("models", []):
@@ -61,7 +61,8 @@ def summarize_readings(resolved: dict[str, Any], runs: dict, results_dir: str | 
         rows.append({"name": reading.name, "model": reading.model, "label": reading.label,
                      "source": reading.source, "origin": reading.origin,
                      "used_by_claims": reading.name == "authors", "cells": cells})
-    return {"profile": resolved.get("profile"), "synthetic": synthetic, "datasets": datasets,
+    return {"profile": resolved.get("profile"), "synthetic": data["synthetic"], "mark": data["mark"],
+            "data": data["column"], "datasets": datasets,
             "paper": paper, "readings": rows, "runs": len(records),
             "completed": sum(r.status == COMPLETED for r in records),
             "problems": [e for r in records for e in r.errors]}
@@ -80,7 +81,10 @@ def _dist(cell: dict[str, Any]) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as one Markdown table; labelled SYNTHETIC when it is."""
-    label = " (SYNTHETIC DATA: not CIFAR)" if summary["synthetic"] else ""
+    label = {"SYNTHETIC DATA": " (SYNTHETIC DATA: not CIFAR)", None: ""}.get(summary.get("mark"),
+                                                                       f" ({summary.get('mark')})")
+    if summary.get("synthetic") and not summary.get("mark"):  # a summary from before the data kinds
+        label = " (SYNTHETIC DATA: not CIFAR)"
     head = ["reading", "model"]
     for d in summary["datasets"]:
         target = summary["paper"].get(d, {}).get("value")
@@ -102,7 +106,7 @@ def write_summary(summary: dict[str, Any], out_dir: str | Path) -> list[Path]:
     rows = [{"reading": r["name"], "model": r["model"], "dataset": d, "params": c["params"],
              "mean_accuracy": c["mean"], "half_width": c["half_width"], "distance_to_paper": c["distance"],
              "paper": summary["paper"].get(d, {}).get("value"), "n_completed": c["n_completed"],
-             "n_runs": c["n_runs"], "synthetic": summary["synthetic"]}
+             "n_runs": c["n_runs"], "synthetic": summary["synthetic"], "data": summary.get("data")}
             for r in summary["readings"] for d, c in r["cells"].items()]
     return write_summary_files(out_dir, summary, rows, markdown(summary))
 

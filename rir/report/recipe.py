@@ -40,6 +40,9 @@ def run_differences(rec: RunRecord, reference: dict[str, Any], resolved: dict[st
     if resolved.get("data") == "synthetic" or rec.synthetic:
         notes.append("Synthetic data (rir synth, a learnable class signal in the CIFAR format), not real "
                      "CIFAR: numbers are not comparable with the paper's.")
+    elif rec.data_kind == "unofficial":
+        notes.append(f"An unofficial copy of {rec.spec.dataset} (md5 {rec.data_md5}), not the official "
+                     f"tarball: real photographs, but its numbers are not comparable with the paper's.")
     for item in reference["recipe"]["stated"]:
         key, paper = item["key"], item["value"]
         if key in config and config[key] != paper:  # JSON lists compare equal to YAML lists
