@@ -554,6 +554,39 @@ def test_bad_unofficial_arguments_are_one_line_exit_2(tmp_path, capsys, syntheti
     assert not (tmp_path / "d").exists()
 
 
+def test_the_data_folder_remembers_an_unofficial_copy_until_the_official_tarball_replaces_it(
+    tmp_path, capsys, monkeypatch, synthetic_tarball
+):
+    """The pipeline's own fetch has no flag: the `.unofficial.md5` sidecar keeps the copy what it is, and an
+    official tarball put in its place is taken as official (its md5 stands in for the real one here; the
+    count check, which synthetic tarballs cannot pass, is test_a_copy_short_of_the_official_counts...)."""
+    import dataclasses
+
+    import rir.data as data_module
+
+    monkeypatch.setattr(data_module, "_check_counts", lambda *a: None)
+    copy, md5 = _bare_copy(synthetic_tarball(seed=0), tmp_path / "src")
+    root, folder = tmp_path / "data", tmp_path / "data" / "cifar10"
+    code, out, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", root, "--from", copy,
+                         "--unofficial-md5", md5.upper())
+    assert (code, err) == (0, "") and "UNOFFICIAL" in out, err
+    assert (folder / "cifar-10-python.tar.gz.unofficial.md5").read_text().startswith(md5)
+    assert not (folder / "cifar-10-python.tar.gz.md5").exists()
+    assert (load_arrays(root, "cifar10").kind, load_arrays(root, "cifar10").source_md5) == ("unofficial", md5)
+    code, out, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", root)
+    assert (code, err) == (0, "") and "nothing to do" in out and "UNOFFICIAL" in out, (out, err)
+
+    official, official_md5 = _bare_copy(synthetic_tarball(seed=1), tmp_path / "official")
+    monkeypatch.setitem(data_module.DATASETS, "cifar10",
+                        dataclasses.replace(data_module.DATASETS["cifar10"], md5=official_md5))
+    shutil.copy(official, folder / "cifar-10-python.tar.gz")
+    code, out, err = rir(capsys, "fetch", "--dataset", "cifar10", "--root", root)
+    assert (code, err) == (0, "") and "(official)" in out, (out, err)
+    assert not (folder / "cifar-10-python.tar.gz.unofficial.md5").exists()
+    assert (load_arrays(root, "cifar10").kind, load_arrays(root, "cifar10").source_md5) == ("official",
+                                                                                          official_md5)
+
+
 def test_a_version_1_manifest_still_loads_with_its_kind(tmp_path, synthetic_data_root):
     """Data prepared before the data kinds (manifest_version 1) knew only the synthetic flag."""
     root = tmp_path / "data"
