@@ -62,6 +62,36 @@ def test_profile_overrides_merge_deeply(params):
     assert run.model_overrides["width_scale"] == 0.125
 
 
+def test_a_profiles_null_leaves_a_family_out(params):
+    edited = copy.deepcopy(params)
+    edited["profiles"]["smoke"]["families"]["table4"] = None
+    validate_params(edited)
+    assert "table4" not in resolve_profile(edited, "smoke")["families"]
+    assert not any("table4" in run.families for run in expand_runs(edited, "smoke").values())
+    assert any("table4" in run.families for run in expand_runs(params, "smoke").values())
+
+
+def test_the_laptop_profile_is_real_cifar10_on_a_cpu_asked_for(params):
+    """Table 3's base nets, Table 5 and Figure 3's ablation, 3 seeds, CIFAR-10, one thread each, on the CPU
+    its recipe names, which the no-silent-CPU rule lets train on real data (rir.gpu.cpu_refusal)."""
+    from rir.gpu import cpu_refusal
+    from rir.recipe import TrainConfig
+
+    runs = expand_runs(params, "laptop")
+    assert resolve_profile(params, "laptop")["data"] == "real"
+    assert {f for run in runs.values() for f in run.families} == {"table3", "table5", "figure3"}
+    assert {run.model for run in runs.values()} == {"cnn_18", "resnet_init_18", "resnet_18", "rir_18",
+                                                   "all_cnn_c", "all_cnn_c_resnet_init"}
+    assert {run.dataset for run in runs.values()} == {"cifar10"} and len(runs) == 18
+    assert {run.seed for run in runs.values()} == {0, 1, 2}
+    assert sorted(r for r, run in runs.items() if run.ablate) == ["resnet_init_18__cifar10__s0",
+                                                                  "rir_18__cifar10__s0"]
+    configs = [TrainConfig.from_dict(run.train_options()) for run in runs.values()]
+    assert {(c.device, c.threads) for c in configs} == {("cpu", 1)}
+    assert cpu_refusal(real_data=True, devices={c.device for c in configs}, gpu_slots=0) is None
+    assert expand_runs(params, "laptop", optional=True) == {}  # no optional family: its null leaves them out
+
+
 def test_grid_values_become_model_or_recipe_overrides(params):
     p = copy.deepcopy(params)
     p["families"]["table4"]["grid"]["lr"] = [0.05]

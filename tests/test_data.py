@@ -491,7 +491,7 @@ def test_bad_arguments_are_one_line_exit_2(tmp_path, capsys, args):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- rir fetch: an unofficial real copy (--unofficial-md5) ---------------------------------------------------
+# --- rir fetch: an unofficial real copy (--unofficial-md5) ------------------------------------------------
 # The positive path, on the real JPEG copy of CIFAR-10, is in tests/test_real_photos.py.
 
 
@@ -514,7 +514,9 @@ def test_a_copy_short_of_the_official_counts_is_refused(tmp_path, capsys, synthe
 
 
 @pytest.mark.parametrize("case", ["wrong md5", "truncated", "truncated, its own md5"])
-def test_an_unofficial_copy_keeps_the_refusals(tmp_path, capsys, synthetic_tarball, synthetic_data_root, case):
+def test_an_unofficial_copy_keeps_the_refusals(
+    tmp_path, capsys, synthetic_tarball, synthetic_data_root, case
+):
     copy, md5 = _bare_copy(synthetic_tarball(), tmp_path / "src")
     if case != "wrong md5":
         copy.write_bytes(copy.read_bytes()[: copy.stat().st_size // 2])
