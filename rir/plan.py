@@ -1,17 +1,42 @@
-"""`rir plan`: every run of a profile with its estimated device time, and the paper profile on a GPU card.
+"""`rir plan`: every run of a profile with its estimated wall time on this device, and the paper profile on a
+GPU card.
 
-Throughput per distinct model config (model, overrides, batch size, precision, channels_last, compile):
-- `--bench-json FILE...`: the `train_images_per_s` of `rir bench --json` records whose model, overrides and
-  batch size match (their precision flags are reported with them); nothing is measured;
-- otherwise measured here with short `rir bench` runs (the project's step only, no bare loop): first the
-  config with the fewest FLOPs per step (its batch cut so a step stays under REFERENCE_MAX_FLOPS), then
-  the others in order of cost while the predicted measuring time stays inside `--measure-budget` seconds;
-- a config left unmeasured is estimated from its FLOPs at the achieved FLOP/s of the measured config
-  nearest in FLOPs per image (small nets reach lower FLOP/s than big ones; the nearest is the fairest guess).
+What it predicts: the wall time of each `rir train` process from start to exit, alone on an idle device,
+summed over the runs (one after another): what a user waits for and what a scheduler's time limit must
+cover. metrics.json's `wall_seconds` is part of it: it starts inside `train()`, after the interpreter and the
+imports, and stops before the final FLOP count and writes (about 2 s of a CPU run; the summary gives both
+sums); `train_seconds` is the epochs' steps alone. Snakemake's own work and the evaluate and ablate jobs are
+not in it. Not counted either: a fresh process's first steps run slower until glibc's allocator adapts its
+mmap threshold (about 0.2 s of a smoke run on a CPU), which this process has long done.
 
-A run's time = epochs x (training images / train images/s + evaluation images / (3 x train images/s)):
-evaluation is a forward pass, a third of a training step's FLOPs (rir.bench). Start-up and checkpoints are
-left out (seconds per run).
+A run = start-up + data + build + warm-up + finish + epochs x (steps x step + evaluation + checkpoint):
+- start-up: measured once, in a child process that does what every `rir train --run` process does besides
+  training (`_STARTUP`): the interpreter, the modules of rir.stages.CODE["train"] (a test holds that list to
+  what `rir train` imports), the grid's expansion, the code digest, the FLOP count of metrics.json (the first
+  in a process imports torch._dynamo: about a second), env.json's environment, CUDA's context, the exit;
+- data: load_arrays modelled (the prepared file's bytes at the hash and copy rate measured here: no data set
+  need exist yet) and the run's two DeviceLoaders over as many images as it has, measured once per size;
+- the rest, measured for each distinct config (model, overrides, batch, threads, math mode, memory format,
+  compile, determinism) in this process, with the run's code (rir.step, rir.evaluate, rir.checkpoint) and
+  settings (threads, math mode, determinism, set as rir.train sets them and restored after): the model and
+  optimizer build; WARMUP_STEPS first steps, whose excess over the steady step each run pays once (allocator,
+  oneDNN primitives, cuDNN autotuning, compilation); the step, median of TIMED_ROUNDS; one batch of the
+  evaluation's batch size (rir.train.EVAL_BATCH_SIZE) cold then warm, the excess once and the warm one per
+  image; a checkpoint and model.pt, fsyncs included (wall clock, the lesser of two).
+Clock: for a CPU run of one thread (`threads: 1`), the CPU time of the measuring thread, on which all of
+PyTorch's work then runs: busy processes beside it barely change it, while they stretch the wall clock
+several times. On a GPU, the wall clock after CUDA synchronisation (steps in rounds of CUDA_STEPS_PER_ROUND,
+unsynchronised inside, as in training). For a CPU run of several threads, the wall clock too: other
+processes' load then counts, and the output says so.
+
+Configs are measured cheapest first while the measuring stays inside `--measure-budget`; on the CPU a step
+(or an evaluation batch) over REFERENCE_MAX_FLOPS is measured at a cut batch and scaled per image (a GPU
+takes every batch whole: a small batch would misstate its throughput, and a whole one is short). A config left
+unmeasured is extrapolated: its step and evaluation from its FLOPs at the FLOP/s of the measured config
+nearest in FLOPs per image, its other costs that config's. Each row and the summary say what was measured
+and what extrapolated. `--bench-json FILE...` takes the steps from `rir bench --json` records instead
+(another machine, usually a GPU): nothing is measured, evaluation counts as a third of a training image, and
+start-up, data, warm-up and checkpoints are left out (the output says so).
 
 The card figure (`--card`, default H100 SXM) is an ESTIMATE from FLOPs, not a measurement: each run's FLOPs
 at the card's dense peak for the run's math mode (`precision`: exact fp32 on the plain fp32 units, TF32 or
@@ -19,49 +44,99 @@ bf16 on the tensor cores; rir.bench.PEAKS, from the data sheets), at an assumed 
 of 1 GFLOP per image or more (issue 7's target for rir_18_wide, set for bf16 and assumed alike for the other
 modes) and 15 % for the smaller ones (narrow convs fill a card badly; several runs share it through
 `runs_per_gpu`). It is also given at a flat 10 %; the target is the paper profile in 4 H100-hours.
+
+Longer than 400 lines for one reason: the measurement is the run's own code called piece by piece, and
+each piece it leaves out (start-up, evaluation, checkpoints) is what made the estimate wrong before.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rir.errors import UserError
 
 CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
-REFERENCE_MAX_FLOPS = 2e10  # training FLOPs of one reference step: about a second on a laptop CPU
+REFERENCE_MAX_FLOPS = 2e10  # FLOPs of one measured CPU step or evaluation batch: about a second on a laptop
+WARMUP_STEPS = 2  # first steps of a config, timed one by one: their excess is a once-per-run cost
+TIMED_ROUNDS = 5  # rounds of steady steps; the step is their median
+CUDA_STEPS_PER_ROUND = 5  # steps per round on a GPU (one step per round on the CPU)
+IMAGE_BYTES = 32 * 32 * 3 + 8  # one image of the prepared file (uint8) and its label (int64)
 DEFAULT_CARD = "H100 SXM"  # the card of the cost target
 UTILISATION = ((1e9, 0.35), (0.0, 0.15))  # (min forward FLOPs per image, assumed fraction of peak)
 FLAT_UTILISATION = 0.10
 TARGET_H100_HOURS = 4.0
+PREDICTS = ("the wall time of each `rir train` process from start to exit, alone on an idle device, summed "
+            "(metrics.json's wall_seconds leaves out the start-up and the final writes)")
+
+# What every `rir train --run` process does besides its run (module docstring); argv: params, profile, run,
+# device. The first FLOP count imports torch._dynamo; so do the first optimizer and deterministic mode, which
+# come first in a run: the child pays it once, as a run does, inside the part that wall_seconds times. It
+# prints the two marks of that part on its clock (the thread's CPU time, or the wall clock on a GPU box).
+_STARTUP = """
+import argparse, importlib, json, sys, time
+import torch
+import rir.cli
+from rir.stages import code_digest, code_files
+for name in code_files("train"):
+    if name.endswith(".py"):
+        importlib.import_module(name[:-3].replace("/", ".").removesuffix(".__init__"))
+from rir.commands.train import run_options
+from rir.env import environment
+from rir.models import model_summary
+from rir.recipe import TrainConfig
+params, profile, run, device = sys.argv[1:5]
+cfg = TrainConfig.from_dict(run_options(argparse.Namespace(run=run, params=params, profile=profile or None)))
+device = torch.device(device)
+clock = time.perf_counter if device.type == "cuda" else time.thread_time
+train_started = clock()
+if device.type == "cuda":
+    torch.zeros(1, device=device)
+    torch.cuda.synchronize(device)
+code_digest("train")
+model_summary(cfg.model, 10, **cfg.model_overrides)
+train_ended = clock()
+environment(device, cfg.precision)
+print(json.dumps([train_started, train_ended]))
+"""
 
 
 @dataclass
 class ConfigCost:
-    """One distinct model config of a profile and its throughput."""
+    """One distinct model config of a profile and the costs of one of its runs, in seconds."""
 
-    model: str
-    overrides: dict
-    batch_size: int
-    precision: str
-    channels_last: bool
-    compile: bool
+    cfg: object  # the rir.recipe.TrainConfig of its first run: the settings all its runs share
     flops_per_image: int  # forward
-    train_images_per_s: float | None = None
-    source: str = ""  # measured | bench-json (...) | flops (...)
-    achieved_flops_per_s: float | None = None
+    step: float | None = None  # one training step at cfg.batch_size, steady state
+    eval_per_image: float | None = None  # evaluation, warm, per image
+    warmup: float = 0.0  # the first steps' and the first evaluation's excess over the steady ones
+    build: float = 0.0  # model, optimizer, scheduler (and the compile wrapper)
+    checkpoint: float = 0.0  # one checkpoint written
+    finish: float = 0.0  # the run's FLOP count, model.pt and the four small files
+    source: str = ""  # of the step: measured | measured at batch N | bench-json (...) | extrapolated: ...
+    eval_source: str = ""
+    fixed_source: str = ""  # of build, warm-up, checkpoint and finish
+    measured: bool = False  # measured here (neither extrapolated nor from --bench-json)
+
+    @property
+    def label(self) -> str:
+        overrides = ",".join(f"{k}={v}" for k, v in self.cfg.model_overrides.items())
+        return f"{self.cfg.model}{f'[{overrides}]' if overrides else ''} batch {self.cfg.batch_size}"
 
     @property
     def step_flops(self) -> float:
-        return 3 * self.flops_per_image * self.batch_size
+        return 3 * self.flops_per_image * self.cfg.batch_size
 
 
 def _config_key(opts: dict) -> tuple:
     return (opts["model"], json.dumps(opts["model_overrides"], sort_keys=True), opts["batch_size"],
-            opts["precision"], opts["channels_last"], opts["compile"])
+            opts["precision"], opts["channels_last"], opts["compile"], opts["threads"], opts["deterministic"])
 
 
 def _data_sizes(resolved: dict) -> tuple[int, int]:
@@ -87,12 +162,10 @@ def _configs(runs) -> dict[tuple, ConfigCost]:
 
     configs: dict[tuple, ConfigCost] = {}
     for _, cfg in runs:
-        opts = cfg.to_dict()
-        key = _config_key(opts)
+        key = _config_key(cfg.to_dict())
         if key not in configs:
-            fwd = model_summary(cfg.model, 10, **cfg.model_overrides)["flops_per_image"]
-            configs[key] = ConfigCost(cfg.model, dict(cfg.model_overrides), cfg.batch_size, cfg.precision,
-                                      cfg.channels_last, cfg.compile, fwd)
+            summary = model_summary(cfg.model, 10, **cfg.model_overrides)
+            configs[key] = ConfigCost(cfg, summary["flops_per_image"])
     return configs
 
 
@@ -108,58 +181,248 @@ def _from_bench_json(configs: dict[tuple, ConfigCost], paths: list[str]) -> str:
             raise UserError(f"--bench-json {path}: not a readable `rir bench --json` record")
         records.append(record)
     for c in configs.values():
+        cfg = c.cfg
         for r in records:
-            if (r["model"], r.get("model_overrides") or {}, r["batch_size"]) == (c.model, c.overrides,
-                                                                                 c.batch_size):
+            if (r["model"], r.get("model_overrides") or {}, r["batch_size"]) == (
+                    cfg.model, cfg.model_overrides, cfg.batch_size):
                 flags = "+".join([r["precision"]] + ["channels_last"] * bool(r.get("channels_last"))
                                  + ["compile"] * bool(r.get("compile")))
-                c.train_images_per_s, c.source = r["train_images_per_s"], f"bench-json ({flags})"
-                c.achieved_flops_per_s = 3 * c.flops_per_image * c.train_images_per_s
+                c.step, c.source = cfg.batch_size / r["train_images_per_s"], f"bench-json ({flags})"
+                c.eval_per_image, c.eval_source = c.step / (3 * cfg.batch_size), "a third of a training image"
+                c.fixed_source = "not included (--bench-json)"
                 break
-    devices = sorted({f"{r['device']} ({r['device_name']})" for r in records})
-    return ", ".join(devices)
+    return ", ".join(sorted({f"{r['device']} ({r['device_name']})" for r in records}))
 
 
-def _measure(configs: dict[tuple, ConfigCost], device: str, budget_s: float, progress) -> str:
-    from rir.bench import BenchConfig, run_bench
+class _Clock:
+    """The clock of a measurement (module docstring): `clock()` reads it, `clock.time(fn, n)` times n
+    calls."""
 
-    def bench(c: ConfigCost, batch: int) -> dict:
-        progress(f"measuring {c.model} {c.overrides or ''} batch {batch} ({c.precision})")
-        return run_bench(BenchConfig(model=c.model, batch_size=batch, steps=2, warmup=1, device=device,
-                                     precision=c.precision, channels_last=c.channels_last, compile=c.compile,
-                                     model_overrides=c.overrides, bare=False), progress=lambda _: None)
+    def __init__(self, device, threads: int) -> None:
+        self.device, self.cpu_time = device, device.type == "cpu" and threads == 1
+        self.kind = ("CPU time of the measuring thread (runs of 1 thread)" if self.cpu_time
+                     else "wall clock, CUDA synchronised" if device.type == "cuda"
+                     else f"wall clock ({threads} threads: load from other processes counts)")
 
+    def __call__(self) -> float:
+        return time.thread_time() if self.cpu_time else self.wall()
+
+    def wall(self) -> float:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def time(self, fn, n: int = 1, clock=None) -> float:
+        clock = clock or self
+        start = clock()
+        for _ in range(n):
+            fn()
+        return clock() - start
+
+
+@contextmanager
+def _as_run(cfg, device, default_threads: int):
+    """The run's threads, math mode and determinism, set as rir.train sets them and restored after; yields
+    the clock to measure the run with."""
+    import torch
+
+    from rir.device import apply_math_mode
+    from rir.train import seed_everything
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), cudnn.allow_tf32, matmul.allow_tf32,
+             cudnn.benchmark)
+    threads = cfg.threads or default_threads
+    torch.set_num_threads(threads)
+    seed_everything(cfg.seed, cfg.deterministic)
+    apply_math_mode(cfg.precision)
+    try:
+        yield _Clock(device, threads)
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark = saved[3:]
+
+
+def _measure_startup(params_path: str, profile: str | None, run_id: str, device) -> tuple[float, float]:
+    """(seconds of a `rir train --run` process besides its run (`_STARTUP`), the part of them inside
+    metrics.json's wall_seconds), in a child process: its CPU time on the CPU (the start-up is one thread's
+    work; load beside it does not count), its wall time on a GPU box (CUDA's context is the driver's)."""
+    import resource
+    import subprocess
+
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _STARTUP, params_path, profile or "", run_id, device.type],
+                          capture_output=True, text=True)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"measuring the start-up of `rir train` failed:\n{proc.stderr[-2000:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    started, ended = json.loads(proc.stdout.strip().splitlines()[-1])
+    return wall if device.type == "cuda" else cpu, ended - started
+
+
+def _data(cfg, sizes: tuple[int, int], batch: int, device, clock: _Clock):
+    """(training loader, evaluation loader, seconds): rir.train's two DeviceLoaders over images of the run's
+    counts, measured, plus load_arrays modelled: one sha256 pass and two copies (the hash's reads, np.load's)
+    of the prepared file's bytes, at the rate measured here on 32 MiB."""
+    import hashlib
+
+    import numpy as np
+
+    from rir.loader import DeviceLoader
+    from rir.train import EVAL_BATCH_SIZE
+
+    n_train, n_eval = sizes[0] - cfg.holdout, cfg.holdout or sizes[1]
+    buffer = np.full(32 << 20, 7, dtype=np.uint8)
+    load = clock.time(lambda: (hashlib.sha256(buffer).digest(), buffer.copy(), buffer.copy()))
+    images = np.full((sizes[0] + sizes[1], 32, 32, 3), 127, dtype=np.uint8)  # written, as loaded data is
+    labels = np.zeros(len(images), dtype=np.int64)
+    stats = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    start = clock()
+    train = DeviceLoader(images[:n_train], labels[:n_train], *stats, batch, device, train=True, seed=cfg.seed,
+                         drop_last=cfg.drop_last, channels_last=cfg.channels_last,
+                         padding=4 if cfg.augment else 0, flip=cfg.augment)
+    test = DeviceLoader(images[-n_eval:], labels[-n_eval:], *stats, max(cfg.batch_size, EVAL_BATCH_SIZE),
+                        device, train=False, channels_last=cfg.channels_last)
+    return train, test, clock() - start + load * len(images) * IMAGE_BYTES / buffer.nbytes
+
+
+def _measure_config(c: ConfigCost, batch: int, loaders, device, clock: _Clock, folder: Path) -> None:
+    """Build, warm-up, step, evaluation, checkpoint and finish of one run of `c` (module docstring), with the
+    run's own code; the step is measured at `batch` and scaled per image to the run's batch."""
+    import io
+    import itertools
+
+    import numpy as np
+    import torch
+
+    from rir.checkpoint import capture_rng, save_checkpoint
+    from rir.device import autocast
+    from rir.evaluate import evaluate_model
+    from rir.io import atomic_write_bytes, atomic_write_json
+    from rir.loader import DeviceLoader
+    from rir.models import create_model, model_summary
+    from rir.step import compile_model, make_optimizer, train_step
+
+    cfg, (train_loader, test_loader) = c.cfg, loaders
+    start = clock()
+    model = create_model(cfg.model, 10, **cfg.model_overrides)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.sgd_weight_decay(), cfg.decay_norm_and_bias,
+                               device)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
+    step_model = compile_model(model) if cfg.compile else model
+    c.build = clock() - start
+
+    batches = itertools.chain.from_iterable(map(train_loader.epoch, itertools.count()))  # epoch after epoch
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+
+    def step() -> None:
+        x, y = next(batches)
+        train_step(step_model, optimizer, x, y, cfg.precision == "bf16", loss_sum, correct)
+
+    first = [clock.time(step) for _ in range(WARMUP_STEPS)]
+    n = CUDA_STEPS_PER_ROUND if device.type == "cuda" else 1
+    steady = statistics.median(clock.time(step, n) / n for _ in range(TIMED_ROUNDS))
+    c.step = steady * cfg.batch_size / batch
+    c.source = "measured" if batch == cfg.batch_size else f"measured at batch {batch}"
+
+    full = min(test_loader.batch_size, test_loader.num_samples)  # the evaluation's (first) batch
+    n = full if device.type == "cuda" else min(full, max(8, int(REFERENCE_MAX_FLOPS // c.flops_per_image)))
+    one = DeviceLoader(np.full((n, 32, 32, 3), 127, dtype=np.uint8), np.zeros(n, dtype=np.int64), (0.5,) * 3,
+                       (0.25,) * 3, n, device, train=False, channels_last=cfg.channels_last)
+    cold, warm = (clock.time(lambda: evaluate_model(model, one, lambda: autocast(device, cfg.precision)))
+                  for _ in range(2))
+    c.eval_per_image = warm / n
+    c.eval_source = f"measured (batch {n})" if n == full else f"measured at batch {n} of {full}"
+    c.warmup = sum(max(0.0, t - steady) for t in first) + max(0.0, cold - warm)
+
+    def checkpoint() -> None:
+        save_checkpoint(folder / "state", {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": capture_rng(), "epoch": 1, "step": 0, "history": [],
+            "partial": {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}, "elapsed": 0.0,
+            "config": cfg.to_dict(), "code": "0" * 64}, 1)
+
+    def final_writes() -> None:  # rir.train._write_run: model.pt, then four small files
+        buffer = io.BytesIO()
+        torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "config": cfg.to_dict()}, buffer)
+        atomic_write_bytes(folder / "model.pt", buffer.getvalue())
+        for name in ("history.csv", "config.json", "env.json", "metrics.json"):
+            atomic_write_json(folder / name, cfg.to_dict())
+
+    # Files on the wall clock: their fsyncs wait for the disk, which no CPU clock sees.
+    c.checkpoint = min(clock.time(checkpoint, clock=clock.wall) for _ in range(2))
+    c.finish = (clock.time(lambda: model_summary(cfg.model, 10, **cfg.model_overrides))
+                + min(clock.time(final_writes, clock=clock.wall) for _ in range(2)))
+    c.fixed_source, c.measured = "measured", True
+
+
+def _measure(configs: dict[tuple, ConfigCost], run_id: str, sizes: tuple[int, int], params_path: str,
+             profile: str | None, device_name: str, budget_s: float, progress) -> dict:
+    """Measure the start-up, the data and the configs in order of cost while `budget_s` (wall seconds after
+    the first config) lasts; returns what every run shares: the device, the clocks, the start-up, the data's
+    seconds by (training images, evaluation images)."""
+    import tempfile
+
+    import torch
+
+    from rir.env import device_name as name_of
+    from rir.train import EVAL_BATCH_SIZE
+
+    device = torch.device(device_name)
+    default_threads = torch.get_num_threads()
+    progress("measuring the start-up of a `rir train` process, in a child process")
+    startup, startup_in_train = _measure_startup(params_path, profile, run_id, device)
     order = sorted(configs.values(), key=lambda c: c.step_flops)
-    ref = order[0]
-    batch = min(ref.batch_size, max(8, int(REFERENCE_MAX_FLOPS // (3 * ref.flops_per_image))))
-    result = bench(ref, batch)
-    ref.achieved_flops_per_s = result["achieved_flops_per_s"]
-    ref.train_images_per_s = ref.achieved_flops_per_s / (3 * ref.flops_per_image)
-    ref.source = "measured" if batch == ref.batch_size else f"measured at batch {batch}"
-    spent = 0.0
-    for c in order[1:]:
-        rate = max(m.achieved_flops_per_s for m in order if m.achieved_flops_per_s)
-        cost = 3 * c.step_flops / rate  # warmup + 2 timed steps, at the best rate seen so far
-        if spent + cost > budget_s:
-            continue
-        result = bench(c, c.batch_size)
-        spent += cost
-        c.train_images_per_s, c.source = result["train_images_per_s"], "measured"
-        c.achieved_flops_per_s = result["achieved_flops_per_s"]
-    return f"{device} ({result['device_name']})"
+    loaders: dict[tuple, tuple] = {}
+    data: dict[tuple, float] = {}
+    clocks, spent = set(), 0.0
+    with tempfile.TemporaryDirectory(prefix="rir-plan-") as folder:
+        for i, c in enumerate(order):
+            cfg, started, batch = c.cfg, time.perf_counter(), c.cfg.batch_size
+            if not i and device.type == "cpu":  # the cheapest config is always measured, in a short step
+                batch = min(batch, max(8, int(REFERENCE_MAX_FLOPS // (3 * c.flops_per_image))))
+            elif i:  # warm-up and timed steps and two evaluation batches, at the best FLOP/s seen so far
+                steps = WARMUP_STEPS + TIMED_ROUNDS * (CUDA_STEPS_PER_ROUND if device.type == "cuda" else 1)
+                images = min(max(cfg.batch_size, EVAL_BATCH_SIZE), cfg.holdout or sizes[1])
+                rate = max(m.step_flops / m.step for m in order if m.measured)
+                if spent + (steps * c.step_flops + 2 * c.flops_per_image * images) / rate > budget_s:
+                    continue
+            progress(f"measuring {c.label}" + (f" at batch {batch}" if batch != cfg.batch_size else "")
+                     + f" ({cfg.precision}, {cfg.threads or default_threads} threads)")
+            with _as_run(cfg, device, default_threads) as clock:
+                key = (cfg.holdout, batch, cfg.channels_last, cfg.augment, cfg.drop_last)
+                if key not in loaders:
+                    train, test, seconds = _data(cfg, sizes, batch, device, clock)
+                    loaders[key] = train, test
+                    data.setdefault((sizes[0] - cfg.holdout, cfg.holdout or sizes[1]), seconds)
+                _measure_config(c, batch, loaders[key], device, clock, Path(folder) / str(i))
+                clocks.add(clock.kind)
+            spent += (time.perf_counter() - started) if i else 0.0
+    return {"device": f"{device.type} ({name_of(device)})", "clock": "; ".join(sorted(clocks)),
+            "startup": startup, "startup_in_train": startup_in_train, "data": data}
 
 
 def _fill_from_flops(configs: dict[tuple, ConfigCost]) -> None:
-    measured = [c for c in configs.values() if c.achieved_flops_per_s]
+    measured = [c for c in configs.values() if c.step]
     if not measured:
         raise UserError("no run of the profile has a measured throughput: no --bench-json record matches a "
                         "run's model, overrides, batch size and math mode (or --measure-budget left no time)")
     for c in configs.values():
-        if c.train_images_per_s is None:
+        if c.step is None:
             near = min(measured, key=lambda m: abs(math.log(m.flops_per_image / c.flops_per_image)))
-            c.achieved_flops_per_s = near.achieved_flops_per_s
-            c.train_images_per_s = near.achieved_flops_per_s / (3 * c.flops_per_image)
-            c.source = f"flops (at {near.model}'s FLOP/s)"
+            c.step = c.step_flops * near.step / near.step_flops
+            c.eval_per_image = c.flops_per_image * near.eval_per_image / near.flops_per_image
+            c.warmup, c.build, c.checkpoint, c.finish = near.warmup, near.build, near.checkpoint, near.finish
+            c.source = c.eval_source = f"extrapolated: FLOPs at {near.label}'s FLOP/s"
+            c.fixed_source = f"extrapolated: {near.label}'s" if near.measured else near.fixed_source
 
 
 def _card_estimate(params: dict, profile: str, card: str) -> dict:
@@ -222,53 +485,107 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
     paper = "paper" if "paper" in params.get("profiles", {}) else None
     estimate = _card_estimate(params, paper or profile, card)  # a bad --card is refused before measuring
     resolved, runs = _runs(params, profile)
-    n_train, n_test = _data_sizes(resolved)
+    sizes = _data_sizes(resolved)
     configs = _configs(runs)
     if not configs:
         raise UserError(f"profile {resolved['profile']!r} has no runs")
+    started = time.perf_counter()
     if bench_json:
-        source = _from_bench_json(configs, bench_json)
+        common = {"device": _from_bench_json(configs, bench_json), "clock": "--bench-json records",
+                  "startup": 0.0, "startup_in_train": 0.0, "data": {}}
     else:
         device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        source = _measure(configs, device, measure_budget_s, progress)
+        common = _measure(configs, runs[0][0].run_id, sizes, params_path, profile, device, measure_budget_s,
+                          progress)
+    measuring = time.perf_counter() - started
     _fill_from_flops(configs)
 
     rows = []
     for run, cfg in runs:
         c = configs[_config_key(cfg.to_dict())]
-        train_n = n_train - cfg.holdout
-        images = (train_n // cfg.batch_size) * cfg.batch_size  # drop_last: full batches only
-        eval_images = cfg.holdout or n_test
-        seconds = cfg.epochs * (images + eval_images / 3) / c.train_images_per_s
-        rows.append({"run_id": run.run_id, "families": list(run.families), "model": run.model,
-                     "model_overrides": dict(run.model_overrides), "dataset": run.dataset, "seed": run.seed,
-                     "epochs": cfg.epochs, "batch_size": cfg.batch_size, "images_per_epoch": images,
-                     "eval_images": eval_images, "flops_per_image": c.flops_per_image,
-                     "train_images_per_s": c.train_images_per_s, "throughput_source": c.source,
-                     "estimated_seconds": seconds})
+        train_n, eval_images = sizes[0] - cfg.holdout, cfg.holdout or sizes[1]
+        steps = train_n // cfg.batch_size if cfg.drop_last else -(-train_n // cfg.batch_size)
+        data = common["data"].get((train_n, eval_images), max(common["data"].values(), default=0.0))
+        seconds = {"startup": common["startup"], "data": data, "build": c.build, "warmup": c.warmup,
+                   "finish": c.finish, "steps": cfg.epochs * steps * c.step,
+                   "evaluation": cfg.epochs * eval_images * c.eval_per_image,
+                   "checkpoints": cfg.epochs * c.checkpoint}
+        rows.append({
+            "run_id": run.run_id, "families": list(run.families), "model": run.model,
+            "model_overrides": dict(run.model_overrides), "dataset": run.dataset, "seed": run.seed,
+            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "threads": cfg.threads,
+            "steps_per_epoch": steps, "images_per_epoch": min(train_n, steps * cfg.batch_size),
+            "eval_images": eval_images, "flops_per_image": c.flops_per_image, "step_seconds": c.step,
+            "train_images_per_s": cfg.batch_size / c.step,
+            "eval_seconds_per_epoch": eval_images * c.eval_per_image,
+            "fixed_seconds": sum(seconds[k] for k in ("startup", "data", "build", "warmup", "finish")),
+            "seconds": seconds, "estimated_seconds": sum(seconds.values()), "measured": c.measured,
+            "throughput_source": c.source,
+            "sources": {"step": c.source, "evaluation": c.eval_source, "fixed": c.fixed_source}})
+    total = sum(r["estimated_seconds"] for r in rows)
+    parts = {k: sum(r["seconds"][k] for r in rows) for k in rows[0]["seconds"]}
+    measured = sum(r["estimated_seconds"] for r in rows if r["measured"])
     return {
-        "profile": resolved["profile"], "data": resolved.get("data"), "throughput_from": source,
-        "runs": rows, "total_device_hours": sum(r["estimated_seconds"] for r in rows) / 3600,
+        "profile": resolved["profile"], "data": resolved.get("data"), "throughput_from": common["device"],
+        "predicts": PREDICTS, "runs": rows, "total_seconds": total, "total_device_hours": total / 3600,
+        "summary": {
+            "clock": common["clock"], "startup_seconds_per_run": common["startup"], "parts_seconds": parts,
+            "startup_in_train_seconds": common["startup_in_train"],  # the start-up's part in wall_seconds
+            "wall_seconds_part": total - parts["finish"] - len(rows) * (common["startup"]
+                                                                        - common["startup_in_train"]),
+            "measuring_seconds": 0.0 if bench_json else measuring, "bench_json": bool(bench_json),
+            "configs": len(configs), "configs_measured": sum(c.measured for c in configs.values()),
+            "runs_measured": sum(r["measured"] for r in rows), "measured_seconds": measured,
+            "extrapolated_seconds": total - measured,
+        },
         "card_estimate": estimate,
     }
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    return f"{seconds / 60:.3g} min" if seconds < 7200 else f"{seconds / 3600:.3g} h"
+
+
 def format_plan(plan: dict) -> str:
     """The human-readable table of `make_plan`'s result."""
-    head = ("run_id", "families", "model", "dataset", "seed", "epochs", "img/epoch", "img/s", "source",
-            "hours")
-    rows = [(r["run_id"], ",".join(r["families"]), r["model"], r["dataset"], str(r["seed"]), str(r["epochs"]),
-             str(r["images_per_epoch"]), f"{r['train_images_per_s']:.4g}", r["throughput_source"],
-             f"{r['estimated_seconds'] / 3600:.3g}") for r in plan["runs"]]
+    head = ("run_id", "families", "model", "seed", "epochs", "steps/ep", "step ms", "eval s/ep", "fixed s",
+            "estimate", "source")
+    rows = []
+    for r in plan["runs"]:
+        numbers = (1e3 * r["step_seconds"], r["eval_seconds_per_epoch"], r["fixed_seconds"])
+        rows.append((r["run_id"], ",".join(r["families"]), r["model"], str(r["seed"]), str(r["epochs"]),
+                     str(r["steps_per_epoch"]), *(f"{x:.3g}" for x in numbers),
+                     _duration(r["estimated_seconds"]), r["throughput_source"]))
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
              for row in (head, *rows)]
+    hours = plan["total_device_hours"]
+    lines.append(f"total: {len(plan['runs'])} runs, {_duration(hours * 3600)} ({hours:.3g} device-hours) on "
+                 f"{plan['throughput_from']} (profile {plan['profile']}, {plan['data']} data)")
+    s = plan.get("summary")
+    if s:
+        p = {k: _duration(v) for k, v in s["parts_seconds"].items()}
+        lines += [
+            f"predicted: {plan['predicts']}; metrics.json's wall_seconds, summed: "
+            f"{_duration(s['wall_seconds_part'])}",
+            f"of which: training steps {p['steps']}, evaluation {p['evaluation']}, checkpoints "
+            f"{p['checkpoints']}; per run: start-up {s['startup_seconds_per_run']:.3g} s; in all: data "
+            f"{p['data']}, model build {p['build']}, warm-up {p['warmup']}, final writes {p['finish']}",
+            "from --bench-json records: the step alone; evaluation counted as a third of a training image; "
+            "start-up, data, warm-up and checkpoints NOT included" if s["bench_json"] else
+            f"measured here: {s['configs_measured']} of {s['configs']} model configs ({s['runs_measured']} "
+            f"runs, {_duration(s['measured_seconds'])} of the estimate): build, warm-up, step, evaluation, "
+            f"checkpoint, writes; extrapolated by FLOPs: {s['configs'] - s['configs_measured']} configs "
+            f"({len(plan['runs']) - s['runs_measured']} runs, {_duration(s['extrapolated_seconds'])}); "
+            f"start-up measured in a child process, data loading modelled; clock: {s['clock']}; measuring "
+            f"took {s['measuring_seconds']:.3g} s",
+        ]
     h = plan["card_estimate"]
     peaks = ", ".join(f"{mode} {p['dense_peak_flops_per_s'] / 1e12:g} TFLOP/s ({p['runs']} runs)"
                       for mode, p in h["peaks_used"].items())
     lines += [
-        f"total: {len(plan['runs'])} runs, {plan['total_device_hours']:.3g} device-hours on "
-        f"{plan['throughput_from']} (profile {plan['profile']}, {plan['data']} data)",
         f"{h['card']} ESTIMATE (from FLOPs, not measured): profile {h['profile']}, {h['runs']} runs, "
         f"{h['hours']:.2f} {h['card']}-hours at 35 % of the dense peak of each run's math mode for nets "
         f">= 1 GFLOP/image and 15 % below; {h['hours_at_flat_10_percent']:.2f} h at a flat 10 % "

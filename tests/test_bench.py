@@ -1,20 +1,17 @@
-"""`rir bench` and `rir plan`: complete, well-typed records and one-line refusals. No timing assertions:
-speed is measured by `rir bench` itself and benchmarks/, never asserted (machines are noisy).
+"""`rir bench`: complete, well-typed records and one-line refusals (`rir plan`: tests/test_plan.py). No timing
+assertions: speed is measured by `rir bench` itself and benchmarks/, never asserted (machines are noisy).
 
 Runs in-process on a width-8 rir_18 (a few MFLOPs per image), batch 8, two timed steps.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from rir.bench import PEAKS, card_of, peak_flops
 from rir.cli import main
-from rir.config import expand_runs, load_params
 
-PARAMS = str(Path(__file__).resolve().parent.parent / "params.yaml")
 TINY = ["--model", "rir_18", "--override", "width=8", "--batch-size", "8", "--steps", "2", "--warmup", "1",
         "--device", "cpu", "--threads", "1"]
 POSITIVE = ("params", "flops_per_image_forward", "flops_per_image_train", "loader_images_per_s",
@@ -89,62 +86,3 @@ def test_bench_cuda_without_a_gpu_is_refused(capsys):
     assert main(["bench", "--model", "rir_18", "--device", "cuda", "--steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cuda" in err[0]
-
-
-def test_plan_smoke_lists_exactly_the_runs_of_expand_runs(capsys):
-    plan = _json_out(capsys, ["plan", "--params", PARAMS, "--profile", "smoke", "--measure-budget", "0",
-                              "--device", "cpu", "--json"])
-    params = load_params(PARAMS)
-    expected = expand_runs(params, "smoke")
-    smoke = params["profiles"]["smoke"]
-    epochs, batch = smoke["recipe"]["epochs"], smoke["recipe"]["batch_size"]
-    images = smoke["synthetic"]["n_train"] // batch * batch  # full batches only
-    assert [r["run_id"] for r in plan["runs"]] == list(expected)
-    for r in plan["runs"]:
-        run = expected[r["run_id"]]
-        assert (r["model"], r["dataset"], r["seed"]) == (run.model, run.dataset, run.seed)
-        assert tuple(r["families"]) == run.families
-        assert r["epochs"] == epochs and r["images_per_epoch"] == images
-        assert r["estimated_seconds"] > 0 and r["train_images_per_s"] > 0 and r["throughput_source"]
-    assert plan["total_device_hours"] > 0
-    h100 = plan["card_estimate"]
-    assert h100["profile"] == "paper" and h100["hours"] > 0 and "estimate" in h100["kind"]
-    assert h100["card"] == "H100 SXM"
-
-
-def test_plan_takes_throughput_from_bench_json(tmp_path, capsys):
-    record = _json_out(capsys, ["bench", *TINY, "--json"])
-    smoke_batch = load_params(PARAMS)["profiles"]["smoke"]["recipe"]["batch_size"]
-    record.update(model="rir_18_wide", model_overrides={"width_scale": 0.125}, batch_size=smoke_batch)
-    path = tmp_path / "bench.json"
-    path.write_text(json.dumps(record))
-    plan = _json_out(capsys, ["plan", "--params", PARAMS, "--profile", "smoke", "--bench-json", str(path),
-                              "--json"])
-    wide = [r for r in plan["runs"] if r["model"] == "rir_18_wide"]
-    assert wide and all(r["train_images_per_s"] == record["train_images_per_s"] for r in wide)
-    assert all(r["throughput_source"].startswith("bench-json") for r in wide)
-    others = [r for r in plan["runs"] if r["model"] != "rir_18_wide"]
-    assert all(r["throughput_source"].startswith("flops") for r in others)
-
-
-def test_plan_with_no_matching_bench_record_is_one_line_exit_2(tmp_path, capsys):
-    record = _json_out(capsys, ["bench", *TINY, "--json"])
-    record.update(model="rir_18_wide", batch_size=7)  # no run of the smoke profile trains at batch 7
-    path = tmp_path / "bench.json"
-    path.write_text(json.dumps(record))
-    assert main(["plan", "--params", PARAMS, "--profile", "smoke", "--bench-json", str(path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--bench-json" in err[0], err
-
-
-@pytest.mark.parametrize("args, fault", [
-    (["--profile", "nope"], "nope"),
-    (["--params", "missing.yaml"], "missing.yaml"),
-    (["--bench-json", "missing.json"], "missing.json"),
-    (["--measure-budget", "-1"], "--measure-budget"),
-])
-def test_plan_bad_input_is_one_line_exit_2(capsys, args, fault):
-    args = args if "--params" in args else ["--params", PARAMS, *args]
-    assert main(["plan", *args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and fault in err[0], err
