@@ -28,6 +28,14 @@ def _pct(value) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _commits(runs_dir: Path) -> str:
+    """The commits the runs were trained at, as env.json records them."""
+    envs = [_read(p) for p in sorted(runs_dir.glob("*/env.json"))]
+    seen = sorted({(str(e.get("git_commit"))[:12], bool(e.get("git_dirty"))) for e in envs})
+    words = ", ".join(f"{c}{' (with uncommitted changes)' if dirty else ''}" for c, dirty in seen)
+    return f"commit{'s' * (len(seen) > 1)} {words}"
+
+
 def _table(cells: list[dict], label: str) -> list[str]:
     lines = [f"| {label} | seeds | mean (%) | 95 % interval | min - max | paper | verdict |",
              "|---|---|---|---|---|---|---|"]
@@ -80,10 +88,9 @@ def main() -> None:
         f"wall time for {len({r['run_id'] for r in runs})} runs, their evaluation, the ablation and the "
         f"report (the runs' own wall times add up to {run_seconds / 60:.1f} minutes).",
         f"- Machine: {env['device_name']}, {env['cpu_threads']} thread per run, torch {env['torch']}, "
-        f"Python {env['python']}, commit {str(env['git_commit'])[:12]}"
-        f"{' (with uncommitted changes)' if env.get('git_dirty') else ''}.",
+        f"Python {env['python']}, {_commits(ROOT / 'results' / profile / 'runs')}.",
         f"- Recipe: {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']} "
-        f"(x{config['lr_gamma']} after epochs {', '.join(map(str, config['milestones']))}), momentum "
+        f"(x{config['lr_gamma']} after epoch {', '.join(map(str, config['milestones']))}), momentum "
         f"{config['momentum']}, L2 {config['weight_decay']}, {config['precision']} on the "
         f"{metrics['device']}; model widths x{width} of the paper's.",
     ]
