@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -524,6 +525,7 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
             "sources": {"step": c.source, "evaluation": c.eval_source, "fixed": c.fixed_source}})
     total = sum(r["estimated_seconds"] for r in rows)
     parts = {k: sum(r["seconds"][k] for r in rows) for k in rows[0]["seconds"]}
+    cpu_runs = not bench_json and common["device"].startswith("cpu")
     measured = sum(r["estimated_seconds"] for r in rows if r["measured"])
     return {
         "profile": resolved["profile"], "data": resolved.get("data"), "throughput_from": common["device"],
@@ -538,8 +540,22 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
             "runs_measured": sum(r["measured"] for r in rows), "measured_seconds": measured,
             "extrapolated_seconds": total - measured,
         },
+        "on_this_machine": _on_these_cores(rows, os.cpu_count() or 1) if cpu_runs else None,
         "card_estimate": estimate,
     }
+
+
+def _on_these_cores(rows: list[dict], cores: int) -> dict | None:
+    """The profile's wall time when `snakemake --cores all` runs it on this CPU: as many runs at once as
+    their threads fit in the cores, each run to the first free slot, longest first (None when a run takes
+    PyTorch's default threads, all the cores)."""
+    threads = max(r["threads"] for r in rows)
+    if not threads:
+        return None
+    slots = [0.0] * max(1, min(len(rows), cores // threads))
+    for seconds in sorted((r["estimated_seconds"] for r in rows), reverse=True):
+        slots[slots.index(min(slots))] += seconds
+    return {"cores": cores, "runs_at_once": len(slots), "seconds": max(slots)}
 
 
 def _duration(seconds: float) -> str:
@@ -582,6 +598,11 @@ def format_plan(plan: dict) -> str:
             f"start-up measured in a child process, data loading modelled; clock: {s['clock']}; measuring "
             f"took {s['measuring_seconds']:.3g} s",
         ]
+    here = plan.get("on_this_machine")
+    if here:
+        lines.append(f"on this machine's {here['cores']} cores, {here['runs_at_once']} runs at a time (as "
+                     f"`snakemake --cores all` runs them): about {_duration(here['seconds'])}, the evaluate "
+                     f"and ablate jobs not included")
     h = plan["card_estimate"]
     peaks = ", ".join(f"{mode} {p['dense_peak_flops_per_s'] / 1e12:g} TFLOP/s ({p['runs']} runs)"
                       for mode, p in h["peaks_used"].items())

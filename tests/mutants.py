@@ -109,6 +109,8 @@ MUTANTS = [
       "        if value is None:\n            out.pop(key, None)\n        elif",
       "        if False:\n            pass\n        elif",
       "tests/test_config.py", "-k", "null or laptop"),
+    m("plan-schedule-ignores-the-runs-threads", "rir/plan.py",
+      "min(len(rows), cores // threads)", "min(len(rows), cores)", "tests/test_plan.py", "-k", "schedules"),
     m("data-statistics-over-the-wrong-axis", "rir/data.py",
       "        chunk = images[start : start + 4096].reshape(-1, 3).astype(np.int64)",
       "        chunk = images[start : start + 4096].reshape(3, -1).T.astype(np.int64)",

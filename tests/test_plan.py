@@ -136,6 +136,22 @@ def test_plan_counts_every_runs_start_up_data_warm_up_and_writes(smoke):
     outside += s["parts_seconds"]["finish"]
     assert s["wall_seconds_part"] == pytest.approx(plan["total_seconds"] - outside)
     assert "start to exit" in plan["predicts"]
+    here = plan["on_this_machine"]  # smoke runs take one thread each: one per core
+    assert here["runs_at_once"] == min(len(plan["runs"]), here["cores"])
+    assert max(r["estimated_seconds"] for r in plan["runs"]) <= here["seconds"] <= plan["total_seconds"]
+
+
+def test_plan_schedules_the_runs_on_this_machines_cores():
+    """`snakemake --cores all` runs as many one-thread runs at once as there are cores: the plan's wall time
+    here is the longest-first schedule of its runs, never less than the longest run nor than an even share."""
+    from rir.plan import _on_these_cores
+
+    rows = [{"threads": 1, "estimated_seconds": s} for s in (300, 200, 200, 100, 100, 100)]
+    assert _on_these_cores(rows, 2) == {"cores": 2, "runs_at_once": 2, "seconds": 500}
+    assert _on_these_cores(rows, 8)["seconds"] == 300 and _on_these_cores(rows, 8)["runs_at_once"] == 6
+    assert _on_these_cores(rows, 1)["seconds"] == 1000
+    assert _on_these_cores([{**r, "threads": 2} for r in rows], 4)["runs_at_once"] == 2
+    assert _on_these_cores([{**r, "threads": 0} for r in rows], 8) is None  # PyTorch's default: every core
 
 
 def test_plan_says_per_row_and_in_all_what_was_measured_and_what_extrapolated(smoke):
