@@ -45,7 +45,7 @@ def ablate_run(
             "run_id": Path(run_dir).name, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
             "layer": index, "layer_name": names[id(layer)], "stream": stream, "reading": reading,
             "accuracy": round(accuracy, 4), "baseline_accuracy": round(baseline, 4),
-            "synthetic": bool(arrays.synthetic), "data": arrays.kind, "data_md5": arrays.source_md5,
+            **arrays.provenance,
         })
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

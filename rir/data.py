@@ -442,6 +442,7 @@ class _Source:
     url: str | None  # or an http(s) URL to download with pooch
     expected_md5: str
     kind: str  # DATA_KINDS
+    remembered: bool = False  # an unofficial copy the data folder's sidecar names, unless official by now
 
     @property
     def synthetic(self) -> bool:
@@ -513,10 +514,9 @@ def _resolve_source(spec: DatasetSpec, source: str | None, synthetic: bool, unof
         return _Source(local, None, unofficial, "unofficial")
     if local == target and unofficial_sidecar(target).is_file():
         # An unofficial copy fetched before (the sidecar records its md5): the pipeline's own `rir fetch`
-        # keeps taking it, unless the official tarball has replaced it since.
+        # keeps taking it, unless the official tarball has replaced it since (_fetch, which hashes it).
         md5 = _parse_sidecar(unofficial_sidecar(target).read_text(), str(unofficial_sidecar(target)))
-        if md5_file(local) != spec.md5:
-            return _Source(local, None, md5, "unofficial")
+        return _Source(local, None, md5, "unofficial", remembered=True)
     return _Source(local, None, spec.md5, "official")
 
 
@@ -565,6 +565,8 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
     in_place = src.local is not None and target.is_file() and src.local.resolve() == target.resolve()
     if src.local is not None:
         actual = md5_file(src.local)
+        if src.remembered and actual == spec.md5:  # the official tarball has replaced the copy
+            src = _Source(src.local, None, spec.md5, "official")
         if actual != src.expected_md5 and in_place:  # move it aside, so no later fetch picks it up
             os.replace(target, target.with_name(target.name + ".rejected"))
             for side in (md5_sidecar(target), unofficial_sidecar(target)):

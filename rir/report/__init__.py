@@ -15,6 +15,7 @@ Three stages, each a `rir report` subcommand and a pipeline rule, each writing a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ class ReportData:
         """True when the profile or any run's metrics say synthetic: the report must then say so."""
         return self.data["synthetic"]
 
-    @property
+    @cached_property
     def data(self) -> dict[str, Any]:
         """What the results come from (rir.report.collect.describe_data); every table, figure and page
         says it."""

@@ -82,6 +82,22 @@ class RunRecord:
 MARKS = {"synthetic": "SYNTHETIC DATA", "unofficial": "UNOFFICIAL COPY OF CIFAR"}
 
 
+def mark_of(entry: dict[str, Any]) -> str | None:
+    """The mark of a figure manifest's entry or an optional family's summary; those written before the data
+    kinds knew only the synthetic flag."""
+    if "mark" in entry:
+        return entry["mark"]
+    return MARKS["synthetic"] if entry.get("synthetic") else None
+
+
+def summary_label(summary: dict[str, Any]) -> str:
+    """What the titles of a summary's Markdown add to say what the data was."""
+    mark = mark_of(summary)
+    if mark == MARKS["synthetic"]:
+        return " (SYNTHETIC DATA: not CIFAR)"
+    return f" ({mark})" if mark else ""
+
+
 def describe_data(resolved: dict[str, Any], records: list[RunRecord]) -> dict[str, Any]:
     """What the results were computed from, for banners, titles and a `data` column: the worst kind among the
     profile's runs (synthetic, then an unofficial copy, then official), the unofficial copies' md5s, the mark
@@ -242,5 +258,5 @@ def read_summary_file(folder: str | Path, what: str, list_key: str,
         finish(summary)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
         return None, [f"{path}: unreadable {what} summary ({type(err).__name__}: {err})"]
-    summary["path"] = str(path)
+    summary["path"], summary["mark"] = str(path), mark_of(summary)
     return summary, []

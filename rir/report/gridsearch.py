@@ -26,7 +26,14 @@ from typing import Any
 
 from rir.model_options import known_defaults
 from rir.report.aggregate import grid_key, runs_frame
-from rir.report.collect import COMPLETED, describe_data, read_runs, read_summary_file, write_summary_files
+from rir.report.collect import (
+    COMPLETED,
+    describe_data,
+    read_runs,
+    read_summary_file,
+    summary_label,
+    write_summary_files,
+)
 from rir.report.stats import summarize
 
 SUMMARY_FOLDER = "gridsearch"
@@ -128,10 +135,7 @@ def _cell(value: Any) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables, one per search; labelled SYNTHETIC when it is."""
-    label = {"SYNTHETIC DATA": " (SYNTHETIC DATA: not CIFAR)", None: ""}.get(summary.get("mark"),
-                                                                       f" ({summary.get('mark')})")
-    if summary.get("synthetic") and not summary.get("mark"):  # a summary from before the data kinds
-        label = " (SYNTHETIC DATA: not CIFAR)"
+    label = summary_label(summary)
     lines = [f"# Grid search, profile {summary['profile']}{label}", ""]
     if not summary["searches"]:
         lines.append("This profile has no optional families (params.yaml `optional_families`).")

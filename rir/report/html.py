@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from rir.report.aggregate import VERDICT_RULE, VERDICTS, records
-from rir.report.collect import MARKS, RunRecord
+from rir.report.collect import RunRecord, mark_of
 from rir.report.figures import read_manifest
 
 TEMPLATE = "report.html"
@@ -119,9 +119,7 @@ def figure_views(figures_dir: Path) -> list[dict[str, Any]]:
             path = figures_dir / Path(entry["file"]).name  # the manifest names files inside figures/ only
             if path.is_file():
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
-        # manifests from before the data kinds knew only the synthetic flag
-        mark = entry.get("mark", MARKS["synthetic"] if entry.get("synthetic") else None)
-        views.append({**entry, "mark": mark, "data": data})
+        views.append({**entry, "mark": mark_of(entry), "data": data})
     return views
 
 

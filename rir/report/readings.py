@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from rir.model_options import READINGS
-from rir.report.collect import COMPLETED, describe_data, read_runs, read_summary_file, write_summary_files
+from rir.report.collect import (
+    COMPLETED,
+    describe_data,
+    read_runs,
+    read_summary_file,
+    summary_label,
+    write_summary_files,
+)
 from rir.report.stats import summarize
 
 SUMMARY_FOLDER = "readings"
@@ -81,10 +88,7 @@ def _dist(cell: dict[str, Any]) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as one Markdown table; labelled SYNTHETIC when it is."""
-    label = {"SYNTHETIC DATA": " (SYNTHETIC DATA: not CIFAR)", None: ""}.get(summary.get("mark"),
-                                                                       f" ({summary.get('mark')})")
-    if summary.get("synthetic") and not summary.get("mark"):  # a summary from before the data kinds
-        label = " (SYNTHETIC DATA: not CIFAR)"
+    label = summary_label(summary)
     head = ["reading", "model"]
     for d in summary["datasets"]:
         target = summary["paper"].get(d, {}).get("value")
