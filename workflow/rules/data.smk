@@ -14,8 +14,6 @@ rule synth:
         n_train=RESOLVED.get("synthetic", {}).get("n_train", 512),
         n_test=RESOLVED.get("synthetic", {}).get("n_test", 256),
         seed=RESOLVED.get("synthetic", {}).get("seed", 0),
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/synth/{{dataset}}.log",
     shell:
@@ -35,8 +33,6 @@ rule fetch:
     params:
         root=lambda w, output: data_root(output.manifest),
         source=lambda w, input: f"--from {input[0]}" if SYNTHETIC else "",
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/fetch/{{dataset}}.log",
     shell:

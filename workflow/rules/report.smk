@@ -12,8 +12,6 @@ rule tables:
         directory(f"{RESULTS}/tables"),
     params:
         profile=PROFILE,
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/report/tables.log",
     shell:
@@ -32,8 +30,6 @@ rule figures:
     params:
         profile=PROFILE,
         plots=PLOTS,
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/report/figures.log",
     shell:
@@ -50,8 +46,6 @@ rule gridsearch_summary:
         directory(GRIDSEARCH_SUMMARY),
     params:
         profile=PROFILE,
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/report/gridsearch.log",
     shell:
@@ -69,8 +63,6 @@ rule readings_summary:
         directory(READINGS_SUMMARY),
     params:
         profile=PROFILE,
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/report/readings.log",
     shell:
@@ -94,8 +86,6 @@ rule report:
         f"{REPORTS}/index.html",
     params:
         profile=PROFILE,
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/report/html.log",
     shell:
