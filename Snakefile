@@ -13,6 +13,7 @@ from snakemake.utils import min_version
 from rir.config import read_yaml, validate_params
 from rir.dvcgen import stage_address
 from rir.errors import UserError
+from rir.snakemake_internals import rules_in_dag
 
 min_version("9.0")
 
@@ -21,12 +22,21 @@ configfile: "params.yaml"
 
 
 # The same schema check as `rir` (workflow/schemas/params.schema.json), with rir's one-line message and exit
-# code 2: snakemake.utils.validate printed the whole schema (dozens of lines) around the key at fault.
+# code 2: snakemake.utils.validate printed the whole schema (dozens of lines) around the key at fault. The
+# `cluster` settings are not params.yaml's (workflow/profiles/slurm/cluster.yaml): rir.timelimits checks them.
 try:
-    validate_params(config, source="params.yaml")
+    validate_params({key: value for key, value in config.items() if key != "cluster"}, source="params.yaml")
 except UserError as err:
     print(f"snakemake: error: {err}", file=sys.stderr)
     sys.exit(2)
+
+
+# `gpu` is counted per submitted job, not across all of them, under a cluster executor: each group job (one
+# run: train, evaluate, ablate; workflow/rules/train.smk) gets at most the profile's `--resources gpu=1`, and
+# Snakemake runs its evaluation and ablation one after the other on that GPU instead of asking for two. On a
+# box (Snakemake's own executor) every scope is counted globally, as before: the limit is the GPU slots.
+resource_scopes:
+    gpu="local",
 
 
 include: "workflow/rules/common.smk"
@@ -77,7 +87,10 @@ onsuccess:
     # configurations from params.yaml as it is (the guard stage's work), so the commit stamps the
     # configuration that trained. --no-relink: relinking rewrites the outputs, and their new mtimes would
     # make Snakemake rerun jobs. Skipped outside a DVC repo. Snakemake runs this only when a job ran.
-    in_dag = {job.rule.name for job in workflow.dag.jobs}
+    try:
+        in_dag = rules_in_dag(workflow)
+    except UserError as err:
+        refuse(err)
     on_file = read_yaml("params.yaml", "params file")  # DVC's top dvc.yaml is the profile it names
     stages = [stage_address(on_file, PROFILE, stage, family)
               for rule, stage, family in (("report", "report", None), ("gridsearch_summary", "gridsearch",

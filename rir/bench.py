@@ -31,20 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Dense (no sparsity) peak FLOP/s by card and math mode, from NVIDIA's data sheets (whose tensor-core
-# figures are quoted "with sparsity": halved here). `rir bench` and `rir plan` read this one table.
-PEAKS = {
-    "H100 SXM": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},
-    "H100 PCIe": {"bf16": 756e12, "tf32": 378e12, "fp32": 51e12},
-    "H100 NVL": {"bf16": 835e12, "tf32": 417.5e12, "fp32": 60e12},
-    "H200": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},  # the H100 SXM's compute, more memory
-    "A100": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
-    "L40S": {"bf16": 362.05e12, "tf32": 183e12, "fp32": 91.6e12},
-    "unknown": None,  # any other device: no peak, so no fraction of peak (never a guess)
-}
-# A CUDA device name -> its card: the first fragment found in the name wins (`NVIDIA H100 80GB HBM3` is SXM).
-_CARD_FRAGMENTS = (("H100 PCIe", "H100 PCIe"), ("H100 NVL", "H100 NVL"), ("H100", "H100 SXM"),
-                   ("H200", "H200"), ("A100", "A100"), ("L40S", "L40S"))
+from rir.cards import PEAKS, card_of  # noqa: F401  (the card table, torch-free: rir/cards.py)
+
 SYNTHETIC_IMAGES_MAX = 20_000  # at most this many synthetic images live on the device (~96 MB padded uint8)
 
 
@@ -64,14 +52,6 @@ class BenchConfig:
     num_classes: int = 10  # CIFAR-10; CIFAR-100 changes only the classifier (0.1 % of the FLOPs)
     seed: int = 0
     bare: bool = True  # also time the bare PyTorch loop (`rir plan` needs the project's step alone)
-
-
-def card_of(device_name: str) -> str:
-    """The card of `PEAKS` a CUDA device name belongs to, or "unknown"."""
-    for fragment, card in _CARD_FRAGMENTS:
-        if fragment.lower() in device_name.lower():
-            return card
-    return "unknown"
 
 
 def peak_flops(device_name: str, mode: str) -> tuple[float | None, str | None]:

@@ -40,7 +40,7 @@ start-up, data, warm-up and checkpoints are left out (the output says so).
 
 The card figure (`--card`, default H100 SXM) is an ESTIMATE from FLOPs, not a measurement: each run's FLOPs
 at the card's dense peak for the run's math mode (`precision`: exact fp32 on the plain fp32 units, TF32 or
-bf16 on the tensor cores; rir.bench.PEAKS, from the data sheets), at an assumed utilisation of 35 % for nets
+bf16 on the tensor cores; rir.cards.PEAKS, from the data sheets), at an assumed utilisation of 35 % for nets
 of 1 GFLOP per image or more (issue 7's target for rir_18_wide, set for bf16 and assumed alike for the other
 modes) and 15 % for the smaller ones (narrow convs fill a card badly; several runs share it through
 `runs_per_gpu`). It is also given at a flat 10 %; the target is the paper profile in 4 H100-hours.
@@ -62,15 +62,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rir.errors import UserError
+from rir.timelimits import data_sizes
 
-CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
 REFERENCE_MAX_FLOPS = 2e10  # FLOPs of one measured CPU step or evaluation batch: about a second on a laptop
 WARMUP_STEPS = 2  # first steps of a config, timed one by one: their excess is a once-per-run cost
 TIMED_ROUNDS = 5  # rounds of steady steps; the step is their median
 CUDA_STEPS_PER_ROUND = 5  # steps per round on a GPU (one step per round on the CPU)
 IMAGE_BYTES = 32 * 32 * 3 + 8  # one image of the prepared file (uint8) and its label (int64)
 DEFAULT_CARD = "H100 SXM"  # the card of the cost target
-UTILISATION = ((1e9, 0.35), (0.0, 0.15))  # (min forward FLOPs per image, assumed fraction of peak)
 FLAT_UTILISATION = 0.10
 TARGET_H100_HOURS = 4.0
 PREDICTS = ("the wall time of each `rir train` process from start to exit, alone on an idle device, summed "
@@ -138,13 +137,6 @@ class ConfigCost:
 def _config_key(opts: dict) -> tuple:
     return (opts["model"], json.dumps(opts["model_overrides"], sort_keys=True), opts["batch_size"],
             opts["precision"], opts["channels_last"], opts["compile"], opts["threads"], opts["deterministic"])
-
-
-def _data_sizes(resolved: dict) -> tuple[int, int]:
-    if resolved.get("data") == "synthetic":
-        synth = resolved.get("synthetic", {})
-        return int(synth.get("n_train", 0)), int(synth.get("n_test", 0))
-    return CIFAR_SIZES
 
 
 def _runs(params: dict, profile: str | None, family: str | None = None):
@@ -430,7 +422,7 @@ def _card_estimate(params: dict, profile: str, card: str) -> dict:
     """The device-hours of `profile` on `card` from FLOPs, each run at its math mode's dense peak and the
     assumed utilisation (module docstring); `optional` prices each optional family's runs beyond the default
     target's, as a share of the default target."""
-    from rir.bench import PEAKS
+    from rir.cards import PEAKS
 
     if not PEAKS.get(card):
         known = ", ".join(c for c, peaks in PEAKS.items() if peaks)
@@ -448,27 +440,24 @@ def _card_estimate(params: dict, profile: str, card: str) -> dict:
 
 
 def _card_hours(resolved: dict, runs: list, card: str) -> dict:
-    from rir.bench import PEAKS
+    from rir.cards import PEAKS, UTILISATION, seconds_on
+    from rir.timelimits import train_flops
 
-    n_train, n_test = _data_sizes(resolved)
+    n_train, n_test = data_sizes(resolved)
     configs = _configs(runs)
     hours = flat_hours = 0.0
     modes: dict[str, int] = {}
     for _, cfg in runs:
         fwd = configs[_config_key(cfg.to_dict())].flops_per_image
-        train_n = n_train - cfg.holdout
-        flops = cfg.epochs * fwd * (3 * (train_n // cfg.batch_size) * cfg.batch_size
-                                    + (cfg.holdout or n_test))
-        peak = PEAKS[card][cfg.precision]  # the card runs the mode asked for: TF32 exists on all of them
+        flops = train_flops(cfg, fwd, (n_train, n_test))
         modes[cfg.precision] = modes.get(cfg.precision, 0) + 1
-        utilisation = next(u for min_flops, u in UTILISATION if fwd >= min_flops)
-        hours += flops / (utilisation * peak) / 3600
-        flat_hours += flops / (FLAT_UTILISATION * peak) / 3600
+        hours += seconds_on(card, cfg.precision, flops, fwd) / 3600
+        flat_hours += flops / (FLAT_UTILISATION * PEAKS[card][cfg.precision]) / 3600
     return {
         "kind": "estimate from FLOPs, not a measurement", "profile": resolved["profile"], "runs": len(runs),
         "card": card, "peaks_used": {mode: {"dense_peak_flops_per_s": PEAKS[card][mode], "runs": n}
                                      for mode, n in sorted(modes.items())},
-        "peak_source": "NVIDIA data sheet, dense (rir.bench.PEAKS)",
+        "peak_source": "NVIDIA data sheet, dense (rir.cards.PEAKS)",
         "assumed_utilisation": {f">= {m:g} FLOP/image" if m else "smaller nets": u for m, u in UTILISATION},
         "hours": hours, "hours_at_flat_10_percent": flat_hours, "target_h100_hours": TARGET_H100_HOURS,
     }
@@ -486,7 +475,7 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
     paper = "paper" if "paper" in params.get("profiles", {}) else None
     estimate = _card_estimate(params, paper or profile, card)  # a bad --card is refused before measuring
     resolved, runs = _runs(params, profile)
-    sizes = _data_sizes(resolved)
+    sizes = data_sizes(resolved)
     configs = _configs(runs)
     if not configs:
         raise UserError(f"profile {resolved['profile']!r} has no runs")

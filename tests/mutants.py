@@ -268,6 +268,32 @@ MUTANTS = [
       "tests/test_report_aggregate.py", "-k", "claim"),
     m("claims-stream-contributes-at-any-cost", "rir/report/claims.py",
       "CONTRIBUTION_PP = 1.0", "CONTRIBUTION_PP = -1.0", "tests/test_report_aggregate.py", "-k", "claim"),
+    # the time limits of the runs' cluster jobs (issue 21): each rule of docs/cluster.md's, broken alone
+    m("timelimits-margin-ignored", "rir/timelimits.py",
+      '+ settings["margin"] * rule_seconds(name, run, sizes, card) / 60))',
+      '+ rule_seconds(name, run, sizes, card) / 60))', "tests/test_timelimits.py"),
+    m("timelimits-no-floor", "rir/timelimits.py",
+      'max(estimate("train"), settings["floor_minutes"])', 'estimate("train")', "tests/test_timelimits.py"),
+    m("timelimits-ceiling-leaves-no-room-for-evaluate-and-ablate", "rir/timelimits.py",
+      'ceiling = settings["ceiling_minutes"] - sum(', 'ceiling = settings["ceiling_minutes"] - 0 * sum(',
+      "tests/test_timelimits.py"),
+    m("timelimits-a-retry-asks-for-no-more", "rir/timelimits.py",
+      'settings["floor_minutes"]) * max(1, attempt))', 'settings["floor_minutes"]))',
+      "tests/test_timelimits.py"),
+    m("timelimits-unknown-card-priced-as-an-h100", "rir/timelimits.py",
+      'or card_of(str(named))', 'or "H100 SXM"', "tests/test_timelimits.py"),
+    m("timelimits-ablation-one-pass-a-layer", "rir/timelimits.py",
+      "(1 + 4 * layers)}[rule]()", "(1 + layers)}[rule]()", "tests/test_timelimits.py"),
+    m("timelimits-command-line-strings-kept", "rir/timelimits.py",
+      "                    out[key] = kind(value)\n", "                    out[key] = value\n",
+      "tests/test_timelimits.py"),
+    # the Snakemake internals' readers (issue 21): a changed attribute must be named, never passed over
+    m("internals-a-missing-nodes-taken-for-a-box", "rir/snakemake_internals.py",
+      '        raise _changed("nodes", "tell a run on this box from a cluster executor", err) from err\n',
+      "        return True\n", "tests/test_snakemake_internals.py"),
+    m("internals-changed-message-without-the-version", "rir/snakemake_internals.py",
+      'UserError(f"Snakemake {snakemake.__version__} has changed', 'UserError(f"Snakemake has changed',
+      "tests/test_snakemake_internals.py"),
 ]
 
 

@@ -219,9 +219,15 @@ def test_snakemake_and_dvc_run_the_same_commands(params, profile):
 def test_expanding_params_yaml_never_imports_torch():
     """The Snakefile expands params.yaml on every start (a cluster job is one): torch's import (~2 s) must not
     be part of it, so run ids come from the torch-free table rir.model_options."""
+    # The rest of what the Snakefile imports and calls at parse time too: the time limits' settings (a limit
+    # without a card to price), the Snakemake internals' readers.
     code = ("import sys, yaml; from rir.config import expand_runs, validate_params; "
+            "import rir.snakemake_internals, rir.gpu; "
+            "from rir.timelimits import cluster_settings, rule_minutes; "
             "p = yaml.safe_load(open('params.yaml')); validate_params(p, source='params.yaml'); "
             "n = sum(len(expand_runs(p, q, optional=o)) for q in p['profiles'] for o in (False, True)); "
+            "run = next(iter(expand_runs(p, 'paper').values())); "
+            "assert rule_minutes('train', run, (50000, 10000), cluster_settings({})) > 1000; "
             "print(n, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     count, imported = out.stdout.split()

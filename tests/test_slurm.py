@@ -175,25 +175,67 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
     assert job_id.isdigit() and gpus == "1"  # a SLURM job, granted the GPU its `gpu` resource asked for
 
 
+# The smoke runs' nets are tiny: at the shipped margin every limit would be the floor. This margin makes the
+# estimate itself show in the limits, so a wide and a base run must differ as their FLOPs do.
+PRICED = {"card": "A100", "margin": 1000000, "startup_minutes": 1, "floor_minutes": 1}
+
+
+def slurm_jobs_of(workdir: Path) -> dict[str, dict]:
+    """Each SLURM job the plugin submitted (its log kept), as {job id: {"rules": {rule: run}, "record": ...}}:
+    the rules its own Snakemake ran, read from the job's log, and SLURM's record of it (`scontrol show job`;
+    the test cluster keeps finished jobs for MinJobAge=600 s)."""
+    jobs = {}
+    for log in (workdir / ".snakemake" / "slurm_logs").glob("*/*.log"):
+        ran = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: run=(\S+)", log.read_text(), flags=re.M)
+        jobs[log.stem] = {"rules": dict(ran), "record": show_job(log.stem)}
+    return jobs
+
+
 @pytest.mark.slow
-def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
+def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninterrupted, tmp_path):
     """The whole DAG on a slice of the smoke profile with short runs (tests/pipeline.py): two stand-in GPUs
     train two runs at a time, and each job pays SLURM's scheduling and the plugin's polling, so the full
-    profile would take minutes more and prove nothing more. Training, evaluation and ablation are SLURM jobs;
+    profile would take minutes more and prove nothing more. Each run is one SLURM job that trains, evaluates
+    and (Figure 3's runs) ablates on its one GPU, under the time limit its estimate on the named card gives;
     the data and report rules are the Snakefile's localrules (compute nodes often have no network)."""
+    from rir.config import expand_runs, load_params, resolve_profile
+    from rir.timelimits import cluster_settings, data_sizes, rule_minutes
+
     copy_tracked_files(tmp_path)
     cut_smoke_profile(tmp_path)
+    cluster = "cluster={" + ", ".join(f"{k}: {v}" for k, v in PRICED.items()) + "}"
     # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
-    proc = run_snakemake(tmp_path, "--config", "profile=smoke", "--slurm-keep-successful-logs")
+    proc = run_snakemake(tmp_path, "--config", "profile=smoke", cluster, "--slurm-keep-successful-logs")
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-8000:]
     assert (tmp_path / "reports" / "smoke" / "index.html").is_file()
-    assert "SLURM run ID" in log
+    assert "SLURM run ID" in log and "no GPU card named" not in log
+    params = load_params(str(tmp_path / "params.yaml"))
+    runs = expand_runs(params, "smoke")
     trained = {p.parent.name for p in (tmp_path / "results" / "smoke" / "runs").glob("*/metrics.json")}
-    slurm_logs = tmp_path / ".snakemake" / "slurm_logs" / "rule_train"
-    assert trained and {p.parent.name for p in slurm_logs.glob("*/*.log")} == trained
-    jobs = {p.name for p in (tmp_path / ".snakemake" / "slurm_logs").iterdir()}
-    assert jobs == {"rule_train", "rule_evaluate", "rule_ablate"}, jobs
+    assert trained == set(runs)
+    # One SLURM job per run, which ran every rule of that run and nothing else, on one GPU.
+    jobs = slurm_jobs_of(tmp_path)
+    assert len(jobs) == len(runs), {job: info["rules"] for job, info in jobs.items()}
+    settings, sizes = cluster_settings({"cluster": PRICED}), data_sizes(resolve_profile(params, "smoke"))
+    limits = {}
+    for job, info in jobs.items():
+        (run,) = set(info["rules"].values())
+        expected_rules = {"train", "evaluate"} | ({"ablate"} if runs[run].ablate else set())
+        assert set(info["rules"]) == expected_rules, (job, info["rules"])
+        assert info["record"]["TresPerJob"] == "gres:gpu:1", (job, info["record"])
+        # SLURM's TimeLimit (minutes here: all are under a day) is the sum of the run's rules' runtimes.
+        hours, minutes, _ = info["record"]["TimeLimit"].split(":")
+        limits[run] = 60 * int(hours) + int(minutes)
+        assert limits[run] == sum(rule_minutes(rule, runs[run], sizes, settings) for rule in expected_rules)
+    # As the estimate says: the wide net's FLOPs per image are ~9x the base net's (neither is ablated).
+    wide, base = "rir_18_wide__cifar10__s0", "resnet_18__cifar10__s0"
+    assert not runs[wide].ablate and not runs[base].ablate and limits[wide] > 4 * limits[base], limits
+    # The run trained in its group job is the run trained on this machine without SLURM, byte for byte.
+    assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
+    for run in runs:
+        assert (tmp_path / "results/smoke/evaluations" / f"{run}.json").is_file()
+        assert (tmp_path / "results/smoke/ablation" / f"{run}.csv").is_file() == runs[run].ablate
     # Nothing left to do: the finished DAG is complete as Snakemake sees it.
     dry = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--config", "profile=smoke"],
@@ -202,6 +244,20 @@ def test_smoke_pipeline_through_the_slurm_profile(slurm, tmp_path):
         text=True,
     )
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+@pytest.mark.slow
+def test_without_a_known_card_every_run_asks_for_the_ceiling_with_one_warning(slurm, tmp_path):
+    copy_tracked_files(tmp_path)
+    for given in ([], ["cluster={card: V100}"]):
+        proc = run_snakemake(tmp_path, "--dry-run", "--config", "profile=smoke", *given)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, log[-4000:]
+        warnings = [line for line in log.splitlines() if line.startswith("warning:") and "card" in line]
+        assert len(warnings) == 1 and "1440 minutes" in warnings[0], warnings
+        # A run's job: its training gets the ceiling's rest after 5 minutes each for evaluate and ablate.
+        runtimes = set(re.findall(r"runtime=(\d+), gpu=1", log))
+        assert runtimes == {"1430", "1435", "5"}, runtimes
 
 
 # --- Faults as SLURM delivers them ------------------------------------------------------------------------
@@ -408,7 +464,9 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     record = show_job(timed_out[0])
     assert record["JobState"] == "TIMEOUT" and record["TimeLimit"] == "00:01:00", record
     # SIGTERM at the limit: the step's tasks (the job's Snakemake, its shell, rir train) get it.
-    slurm_log = (resumable / ".snakemake/slurm_logs/rule_train" / RUN / f"{timed_out[0]}.log").read_text()
+    # The job's log: a run's job is a group job (the profile's `groups`), here of its train rule alone.
+    logs = (resumable / ".snakemake/slurm_logs").glob(f"*/{timed_out[0]}.log")
+    (slurm_log,) = (path.read_text() for path in logs)
     assert f"STEP {timed_out[0]}.0 ON" in slurm_log and "DUE TO TIME LIMIT" in slurm_log, slurm_log
     # The paused run never leaves its pause by itself and wrote no SIGTERM checkpoint (ckpt-e0001-s000001,
     # which the log would name as "step 1"): SLURM's SIGKILL, KillWait after the SIGTERM, ended it. The

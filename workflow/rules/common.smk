@@ -1,5 +1,5 @@
-# Shared names: the chosen profile, its folders, and the runs params.yaml expands to; the GPU jobs' threads
-# and the `gpu` resource of this box.
+# Shared names: the chosen profile, its folders, and the runs params.yaml expands to; the GPU jobs' threads,
+# the `gpu` resource of this box, and the time limits of the runs' cluster jobs.
 import os
 import sys
 
@@ -9,6 +9,18 @@ from rir.dvcgen import PLOTS_DIR, config_path, evaluation_path, metrics_path, wr
 from rir.stages import RUN_FILES, code_files
 from rir.errors import UserError
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
+# Snakemake internals, each read through rir.snakemake_internals (one clear line if a release changes one).
+from rir.snakemake_internals import due_rule_jobs, has_resource_limit, local_box, main_process
+from rir.snakemake_internals import set_resource_limit, touching
+from rir.timelimits import cluster_settings, data_sizes, rule_minutes
+from rir.timelimits import warning as cluster_warning
+
+
+def refuse(err):
+    """A user's mistake (or a changed Snakemake internal) found while parsing: one line, exit 2."""
+    print(f"snakemake: error: {err}", file=sys.stderr)
+    sys.exit(2)
+
 
 PROFILE = config.get("profile", "paper")
 RESOLVED = resolve_profile(config, PROFILE)
@@ -46,18 +58,31 @@ CODE = {kind: code_files(kind) for kind in ("synth", "fetch", "train", "evaluate
 # Snakemake starts no more GPU jobs than there are slots and no job sits on cores waiting for one; a
 # `--resources gpu=N` of the user's wins. Under a cluster executor each job gets its own GPU from the
 # scheduler, and this box's GPUs mean nothing.
-LOCAL_BOX = workflow.nodes is None
 try:
-    GPU_SLOTS = gpu_slots() if LOCAL_BOX else 0
-except UserError as err:  # a malformed RIR_RUNS_PER_GPU or RIR_FAKE_GPU_COUNT: one line, exit 2
-    print(f"snakemake: error: {err}", file=sys.stderr)
-    sys.exit(2)
-if GPU_SLOTS and "gpu" not in workflow.global_resources:
-    workflow.global_resources["gpu"] = GPU_SLOTS
+    LOCAL_BOX = local_box(workflow)
+    GPU_SLOTS = gpu_slots() if LOCAL_BOX else 0  # UserError: a malformed RIR_RUNS_PER_GPU or RIR_FAKE_GPU_COUNT
+    if GPU_SLOTS and not has_resource_limit(workflow, "gpu"):
+        set_resource_limit(workflow, "gpu", GPU_SLOTS)
+    # Each run's cluster job asks for the time its estimate on the named card needs (rir.timelimits; the
+    # `cluster` settings of workflow/profiles/slurm/cluster.yaml or --config). UserError: a bad setting.
+    CLUSTER = cluster_settings(config)
+    if not LOCAL_BOX and main_process(workflow) and cluster_warning(CLUSTER):  # once, where Snakemake started
+        print(cluster_warning(CLUSTER), file=sys.stderr)
+except UserError as err:
+    refuse(err)
+SIZES = data_sizes(RESOLVED)
 # CPU threads of one GPU job (train, evaluate, ablate), rir.gpu.gpu_job_threads: 1 or 2 on a GPU box;
-# Snakemake exports them as OMP_NUM_THREADS, which torch follows.
-THREADS = gpu_job_threads(workflow.global_resources["_cores"].value if LOCAL_BOX else None, GPU_SLOTS,
+# Snakemake exports them as OMP_NUM_THREADS, which torch follows. `workflow.cores` is --cores (public).
+THREADS = gpu_job_threads(workflow.cores if LOCAL_BOX else None, GPU_SLOTS,
                           local=LOCAL_BOX, recipe_threads=RESOLVED["recipe"].get("threads"))
+
+
+def runtime(rule):
+    """The `runtime` resource (minutes; SLURM's -t) of a run's `rule` job on attempt `attempt`: a run's
+    cluster job asks for the sum of its rules' (rir.timelimits). Evaluated only when Snakemake needs a job's
+    resources, so the parse stays torch-free."""
+    return lambda wildcards, attempt: rule_minutes(rule, ALL_RUNS[wildcards.run], SIZES, CLUSTER, attempt)
+
 
 wildcard_constraints:
     run="[A-Za-z0-9_-]+",
@@ -90,10 +115,13 @@ onstart:
     # the CPU of a box without a usable GPU although nobody asked for the CPU (rir.device says the same to a
     # lone `rir train`). Only when this box trains (not under a cluster executor) and a train job is due.
     # Not under --touch, which trains nothing (it records pulled files as up to date: README, "Sharing").
-    if LOCAL_BOX and workflow.is_main_process and not workflow.touch:
-        due = {job.wildcards.run for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
+    try:
+        checked = LOCAL_BOX and main_process(workflow) and not touching(workflow)
+        due = {job.wildcards.run for job in due_rule_jobs(workflow, "train")} if checked else set()
+    except UserError as err:
+        refuse(err)
+    if due:
         devices = {ALL_RUNS[run].train_options().get("device", "auto") for run in due}
-        refusal = cpu_refusal(real_data=not SYNTHETIC, devices=devices, gpu_slots=GPU_SLOTS) if due else None
+        refusal = cpu_refusal(real_data=not SYNTHETIC, devices=devices, gpu_slots=GPU_SLOTS)
         if refusal:
-            print(f"snakemake: error: {refusal}", file=sys.stderr)
-            sys.exit(2)
+            refuse(refusal)

@@ -1,4 +1,5 @@
 # Training, evaluation and the Figure 3 ablation: one job per run of params.yaml's grid.
+# On a cluster the three are one job per run: the SLURM profile groups them (workflow/profiles/slurm).
 
 
 rule train:
@@ -17,8 +18,6 @@ rule train:
         root=lambda w, input: data_root(input[0]),
         out=lambda w, output: os.path.dirname(output.metrics),
         state=lambda w, output: state_dir(output.metrics),
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/train/{{run}}.log",
     threads: THREADS
@@ -26,6 +25,9 @@ rule train:
         # A slot, leased by `rir train` itself (rir.gpu); Snakemake never picks the device. The `gpu` limit
         # defaults to the slots found on the box (common.smk), so no job waits for one holding cores.
         gpu=1,
+        # Minutes, for a cluster job (SLURM's -t; a box ignores it): the run's estimate on the named card with
+        # a margin, floor and ceiling, doubled on a retry (rir.timelimits; docs/cluster.md).
+        runtime=runtime("train"),
     shell:
         "rir train --params params.yaml --profile {params.profile} --run {wildcards.run}"
         " --data-root {params.root} --out {params.out} --state-dir {params.state} --allow-diverged"
@@ -45,13 +47,12 @@ rule evaluate:
     params:
         root=lambda w, input: data_root(input[0]),
         out=lambda w, input: os.path.dirname(input.model),
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/evaluate/{{run}}.log",
     threads: THREADS
     resources:
         gpu=1,
+        runtime=runtime("evaluate"),
     shell:
         "rir evaluate {params.out} --data-root {params.root} --out {output.evaluation}"
         " --metrics-out {output.metrics} > {log} 2>&1"
@@ -68,12 +69,11 @@ rule ablate:
     params:
         root=lambda w, input: data_root(input[0]),
         out=lambda w, input: os.path.dirname(input.model),
-    conda:
-        "../envs/rir.yaml"
     log:
         f"{LOGS}/ablate/{{run}}.log",
     threads: THREADS
     resources:
         gpu=1,
+        runtime=runtime("ablate"),
     shell:
         "rir ablate {params.out} --data-root {params.root} --out {output} > {log} 2>&1"

@@ -1,0 +1,192 @@
+"""The time limit each run's cluster job asks for: `rir plan`'s FLOP estimate of the run on the user's card.
+
+On a cluster (workflow/profiles/slurm) a run is one job: train, then evaluate and ablate on the same GPU. Each
+of the three rules asks Snakemake for a `runtime` (minutes) and Snakemake sums them into the job's SLURM
+time limit (`sbatch -t`). A rule's minutes here are
+
+    startup_minutes + margin x (its FLOPs on the card) / 60 s, at least 1,
+
+the train rule's then held between floor_minutes and what ceiling_minutes leaves after the run's evaluate and
+ablate rules (the job's limit, their sum, never passes the ceiling, which can be a partition's MaxTime). Every
+retry of a job asks for its attempt number times the training's minutes (within the same bounds): a run that
+overran resumes from its checkpoint with room to spare. The FLOPs on the card are the estimate of `rir plan
+--card` (rir.cards: the card's dense peak in the run's math mode at an assumed utilisation), never a
+measurement: no run has been timed on a GPU here, hence the margin. A run's FLOPs: each epoch 3x forward for
+every training image it steps on and 1x for its evaluation; evaluate is one pass over the test images; ablate
+one pass for the baseline and one per (ResNet Init layer, stream, reading) it zeroes.
+
+The settings are the Snakemake config's `cluster` mapping (workflow/profiles/slurm/cluster.yaml, or
+`--config 'cluster={card: A100}'`), not params.yaml: a card is a property of the cluster, not of the
+experiment, and changing it retrains nothing. With no card named, or one not in rir.cards.PEAKS, every run's
+job asks for the ceiling, and the workflow prints one warning line saying so (`warning`).
+
+Evaluating a limit builds the run's model on torch's meta device to count its FLOPs (about 0.1 s a model,
+once per distinct model); the Snakefile calls it only when a job's resources are needed, so parsing stays
+torch-free.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rir.cards import PEAKS, card_of, known_cards, seconds_on
+from rir.errors import UserError
+
+# The `cluster` settings' defaults (rir/schemas/cluster.schema.json checks their types and ranges).
+DEFAULTS: dict[str, Any] = {
+    "card": None,  # the GPU each run's job gets: a card of rir.cards.PEAKS (or a fragment: `a100`)
+    "margin": 3.0,  # the estimate's factor: an assumed utilisation, not a measured one
+    "startup_minutes": 5,  # per rule: the interpreter, torch, CUDA's context, the data, compilation
+    "floor_minutes": 15,  # the train rule's least (a job shorter than this gains little in a queue)
+    "ceiling_minutes": 1440,  # the train rule's most, and what every run asks for without a known card
+}
+CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
+RULES = ("train", "evaluate", "ablate")
+
+
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "cluster.schema.json"
+
+
+def _validate(settings: dict) -> None:
+    """The settings against rir/schemas/cluster.schema.json (not params.yaml's schema: a change to the
+    cluster settings must not touch a file every run's configuration depends on); the first fault in one
+    line, named by its key."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    errors = sorted(validator.iter_errors(settings), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        key = ".".join(str(p) for p in errors[0].absolute_path)
+        raise UserError(f"the Snakemake config (workflow/profiles/slurm/cluster.yaml, --config): {key}: "
+                        f"{errors[0].message}")
+
+
+def _typed(given):
+    """Snakemake's --config passes the values of a nested mapping as strings (`cluster={margin: 2}` gives
+    "2"): read numbers and null as YAML would, leave the rest to the schema."""
+    if not isinstance(given, dict):
+        return given
+    out = dict(given)
+    for key, value in given.items():
+        if isinstance(value, str) and value.strip().lower() in ("null", "none", "~", ""):
+            out[key] = None
+        elif isinstance(value, str) and key != "card":
+            for kind in (int, float):
+                try:
+                    out[key] = kind(value)
+                    break
+                except ValueError:
+                    pass
+    return out
+
+
+def cluster_settings(config: dict) -> dict:
+    """The `cluster` settings of a Snakemake config over DEFAULTS, the card resolved to a key of PEAKS
+    ("unknown" for a name rir does not know, None when none is named). UserError for a value of the wrong
+    type or range (the schema's `$defs/cluster`) and for a floor above the ceiling."""
+    given = _typed(config.get("cluster") or {})
+    _validate({"cluster": given})
+    settings = {**DEFAULTS, **given}
+    named = settings["card"]
+    settings["card_named"] = named
+    if named is not None:
+        exact = {card.lower(): card for card in known_cards()}
+        settings["card"] = exact.get(str(named).lower()) or card_of(str(named))
+    if settings["floor_minutes"] > settings["ceiling_minutes"]:
+        raise UserError(f"cluster.floor_minutes ({settings['floor_minutes']}) is above "
+                        f"cluster.ceiling_minutes ({settings['ceiling_minutes']})")
+    least = settings["floor_minutes"] + 2 * max(1, settings["startup_minutes"])  # a run's job: train, 2 more
+    if settings["ceiling_minutes"] < least:
+        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) is below a run's job at "
+                        f"its least: a training's floor_minutes and the start-up of its evaluation and "
+                        f"ablation ({least})")
+    return settings
+
+
+def warning(settings: dict) -> str | None:
+    """The one line the workflow prints under a cluster executor when runs cannot be priced, else None."""
+    ceiling = settings["ceiling_minutes"]
+    if settings["card"] is None:
+        return (f"warning: no GPU card named (cluster.card), so every run's job asks for the ceiling, "
+                f"{ceiling} minutes: name yours in workflow/profiles/slurm/cluster.yaml or with --config "
+                f"'cluster={{card: A100}}' (known: {', '.join(known_cards())}; docs/cluster.md)")
+    if settings["card"] == "unknown":
+        return (f"warning: cluster.card {settings['card_named']!r} is not a card rir knows (known: "
+                f"{', '.join(known_cards())}), so every run's job asks for the ceiling, {ceiling} minutes "
+                "(cluster.ceiling_minutes; docs/cluster.md)")
+    return None
+
+
+@functools.cache
+def _model_costs(model: str, overrides: str, num_classes: int) -> tuple[int, int]:
+    """(forward FLOPs per image, ResNet Init layers) of a model, built on the meta device."""
+    import torch
+
+    from rir.layers import resnet_init_layers
+    from rir.models import create_model, model_summary
+
+    kwargs = json.loads(overrides)
+    with torch.device("meta"):
+        layers = len(resnet_init_layers(create_model(model, num_classes, **kwargs)))
+    return model_summary(model, num_classes, **kwargs)["flops_per_image"], layers
+
+
+def data_sizes(resolved_profile: dict) -> tuple[int, int]:
+    """(training images, test images) a profile's runs see: CIFAR's, or its synthetic data's."""
+    if resolved_profile.get("data") == "synthetic":
+        synth = resolved_profile.get("synthetic", {})
+        return int(synth.get("n_train", 0)), int(synth.get("n_test", 0))
+    return CIFAR_SIZES
+
+
+def train_flops(cfg, forward: float, sizes: tuple[int, int]) -> float:
+    """FLOPs of a run's training (rir.recipe.TrainConfig `cfg`): each epoch, 3x forward for every image of
+    its full batches and 1x for its evaluation (the held-out images, else the test set)."""
+    n_train, n_test = sizes
+    steps = (n_train - cfg.holdout) // cfg.batch_size
+    return cfg.epochs * forward * (3 * steps * cfg.batch_size + (cfg.holdout or n_test))
+
+
+def rule_seconds(rule: str, run, sizes: tuple[int, int], card: str) -> float:
+    """The estimated seconds of one rule's work for a run (rir.config.RunSpec) on `card`."""
+    from rir.recipe import TrainConfig
+
+    cfg = TrainConfig.from_dict(run.train_options())
+    num_classes = 100 if run.dataset == "cifar100" else 10
+    forward, layers = _model_costs(cfg.model, json.dumps(cfg.model_overrides, sort_keys=True), num_classes)
+    n_test = sizes[1]
+    flops = {"train": lambda: train_flops(cfg, forward, sizes),
+             "evaluate": lambda: forward * n_test,
+             "ablate": lambda: forward * n_test * (1 + 4 * layers)}[rule]()  # 2 streams x 2 readings a layer
+    return seconds_on(card, cfg.precision, flops, forward)
+
+
+def rule_minutes(rule: str, run, sizes: tuple[int, int], settings: dict, attempt: int = 1) -> int:
+    """The `runtime` (minutes) a rule of a run asks for on attempt `attempt` (module docstring). The train
+    rule's ceiling leaves room for the run's evaluate and ablate rules, which share its job: the job's limit
+    (their sum) never passes `ceiling_minutes`, which can be a partition's MaxTime."""
+    if rule not in RULES:
+        raise ValueError(f"no time limit for rule {rule!r}")
+    card = settings["card"]
+    priced = card is not None and bool(PEAKS.get(card))
+
+    def estimate(name: str) -> int:
+        if not priced:  # no card to price: the small rules get their start-up, train the rest of the ceiling
+            return settings["startup_minutes"]
+        return max(1, math.ceil(settings["startup_minutes"]
+                                + settings["margin"] * rule_seconds(name, run, sizes, card) / 60))
+
+    if rule != "train":  # seconds of work: a retry is about training, which gets the ceiling's rest
+        return min(settings["ceiling_minutes"], estimate(rule))
+    ceiling = settings["ceiling_minutes"] - sum(estimate(name) for name in ("evaluate", "ablate")
+                                                if name == "evaluate" or run.ablate)
+    if ceiling < 1:
+        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) leaves no time to train "
+                        f"{run.run_id} after its evaluation and ablation")
+    if not priced:
+        return ceiling
+    return min(ceiling, max(estimate("train"), settings["floor_minutes"]) * max(1, attempt))
