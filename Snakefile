@@ -32,9 +32,9 @@ except UserError as err:
 
 
 # `gpu` is counted per submitted job, not across all of them, under a cluster executor: each group job (one
-# run: train, evaluate, ablate; workflow/rules/train.smk) gets at most the profile's `--resources gpu=1`, and
-# Snakemake runs its evaluation and ablation one after the other on that GPU instead of asking for two. On a
-# box (Snakemake's own executor) every scope is counted globally, as before: the limit is the GPU slots.
+# run: train, evaluate, ablate, grouped by workflow/profiles/slurm) gets at most the profile's `resources:
+# gpu=1`, and Snakemake runs its evaluation and ablation one after the other on that GPU instead of asking for
+# two. On a box (Snakemake's own executor) every scope is counted globally, as before: the GPU slots.
 resource_scopes:
     gpu="local",
 
