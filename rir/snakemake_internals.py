@@ -67,11 +67,11 @@ def set_resource_limit(workflow, name: str, value: int) -> None:
         raise _changed("global_resources", f"default the `{name}` limit", err) from err
 
 
-def due_rule_jobs(workflow, rule: str) -> list:
-    """The jobs of `rule` this invocation will run (their `wildcards`)."""
+def due_wildcards(workflow, rule: str, wildcard: str) -> set[str]:
+    """The values of `wildcard` in the jobs of `rule` this invocation will run."""
     try:
-        return [job for job in workflow.dag.needrun_jobs() if job.rule.name == rule]
-    except (AttributeError, TypeError) as err:
+        return {job.wildcards[wildcard] for job in workflow.dag.needrun_jobs() if job.rule.name == rule}
+    except (AttributeError, TypeError, KeyError) as err:
         raise _changed("dag.needrun_jobs()", f"find the {rule} jobs due before the first job", err) from err
 
 

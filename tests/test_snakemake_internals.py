@@ -29,7 +29,7 @@ PUBLIC = {"cores"}  # `workflow.cores`: Snakemake's documentation uses it (`thre
 # Every reader, called where the workflow calls it, printing what it returns.
 PROBE = """
 import sys
-from rir.snakemake_internals import (due_rule_jobs, has_resource_limit, local_box, main_process,
+from rir.snakemake_internals import (due_wildcards, has_resource_limit, local_box, main_process,
                                      rules_in_dag, set_resource_limit, touching)
 
 print("LOCAL_BOX", local_box(workflow))
@@ -41,7 +41,7 @@ print("HAS_GPU_LIMIT", has_resource_limit(workflow, "gpu"))
 
 onstart:
     print("TOUCHING", touching(workflow))
-    print("DUE", sorted(job.wildcards.name for job in due_rule_jobs(workflow, "make")))
+    print("DUE", sorted(due_wildcards(workflow, "make", "name")))
 
 onsuccess:
     print("IN_DAG", sorted(rules_in_dag(workflow)))
@@ -87,7 +87,7 @@ def test_every_internal_reads_as_the_workflow_expects_on_this_snakemake(tmp_path
     ("local_box", (), "workflow.nodes"),
     ("has_resource_limit", ("gpu",), "workflow.global_resources"),
     ("set_resource_limit", ("gpu", 1), "workflow.global_resources"),
-    ("due_rule_jobs", ("train",), "workflow.dag.needrun_jobs()"),
+    ("due_wildcards", ("train", "run"), "workflow.dag.needrun_jobs()"),
     ("rules_in_dag", (), "workflow.dag.jobs"),
     ("main_process", (), "workflow.is_main_process"),
     ("touching", (), "workflow.touch"),

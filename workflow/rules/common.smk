@@ -10,7 +10,7 @@ from rir.stages import RUN_FILES, code_files
 from rir.errors import UserError
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
 # Snakemake internals, each read through rir.snakemake_internals (one clear line if a release changes one).
-from rir.snakemake_internals import due_rule_jobs, has_resource_limit, local_box, main_process
+from rir.snakemake_internals import due_wildcards, has_resource_limit, local_box, main_process
 from rir.snakemake_internals import set_resource_limit, touching
 from rir.timelimits import cluster_settings, data_sizes, rule_minutes
 from rir.timelimits import warning as cluster_warning
@@ -63,7 +63,7 @@ try:
     GPU_SLOTS = gpu_slots() if LOCAL_BOX else 0  # UserError: a malformed RIR_RUNS_PER_GPU or RIR_FAKE_GPU_COUNT
     if GPU_SLOTS and not has_resource_limit(workflow, "gpu"):
         set_resource_limit(workflow, "gpu", GPU_SLOTS)
-    # Each run's cluster job asks for the time its estimate on the named card needs (rir.timelimits; the
+    # Each cluster job asks for the time its estimate on the named card needs (rir.timelimits; the
     # `cluster` settings of workflow/profiles/slurm/cluster.yaml or --config). UserError: a bad setting.
     CLUSTER = cluster_settings(config)
     if not LOCAL_BOX and main_process(workflow) and cluster_warning(CLUSTER):  # once, where Snakemake started
@@ -117,7 +117,7 @@ onstart:
     # Not under --touch, which trains nothing (it records pulled files as up to date: README, "Sharing").
     try:
         checked = LOCAL_BOX and main_process(workflow) and not touching(workflow)
-        due = {job.wildcards.run for job in due_rule_jobs(workflow, "train")} if checked else set()
+        due = due_wildcards(workflow, "train", "run") if checked else set()
     except UserError as err:
         refuse(err)
     if due:

@@ -1,5 +1,4 @@
 # Training, evaluation and the Figure 3 ablation: one job per run of params.yaml's grid.
-# On a cluster the three are one job per run: the SLURM profile groups them (workflow/profiles/slurm).
 
 
 rule train:
