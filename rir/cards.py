@@ -7,6 +7,8 @@ fraction of peak; `rir plan` and the cluster's time limits price a run's FLOPs o
 
 from __future__ import annotations
 
+import re
+
 # Dense (no sparsity) peak FLOP/s by card and math mode, from NVIDIA's data sheets (whose tensor-core
 # figures are quoted "with sparsity": halved here). `rir bench`, `rir plan` and the time limits read this one
 # table.
@@ -29,12 +31,21 @@ UTILISATION = ((1e9, 0.35), (0.0, 0.15))  # (min forward FLOPs per image, assume
 
 
 def card_of(device_name: str) -> str:
-    """The card of `PEAKS` a CUDA device name (or a user's name for a card: `a100`, `H100`) belongs to, or
-    "unknown"."""
+    """The card of `PEAKS` a CUDA device name belongs to, or "unknown"."""
     for fragment, card in _CARD_FRAGMENTS:
         if fragment.lower() in device_name.lower():
             return card
     return "unknown"
+
+
+def card_named(name: str) -> str:
+    """The card of `PEAKS` a user's name for it means (`A100`, `h100-pcie`, `H100_NVL`, `h100pcie`), or
+    "unknown": `card_of` with case, spaces, `-` and `_` ignored (every known card's own name resolves to it;
+    `h100` is the H100 SXM, as for a CUDA device name)."""
+    def bare(text: str) -> str:
+        return re.sub(r"[\s_-]+", "", text).lower()
+
+    return next((card for fragment, card in _CARD_FRAGMENTS if bare(fragment) in bare(name)), "unknown")
 
 
 def known_cards() -> list[str]:

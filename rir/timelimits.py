@@ -31,11 +31,10 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
-from rir.cards import _CARD_FRAGMENTS, PEAKS, known_cards, seconds_on
+from rir.cards import PEAKS, card_named, known_cards, seconds_on
 from rir.errors import UserError
 
 # The `cluster` settings' defaults (rir/schemas/cluster.schema.json checks their types and ranges).
@@ -44,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "margin": 3.0,  # the estimate's factor: an assumed utilisation, not a measured one
     "startup_minutes": 5,  # per rule: the interpreter, torch, CUDA's context, the data, compilation
     "floor_minutes": 15,  # the train rule's least (a job shorter than this gains little in a queue)
-    "ceiling_minutes": 1440,  # the train rule's most, and what every run asks for without a known card
+    "ceiling_minutes": 1440,  # any job's most, and what every training asks for without a known card
 }
 CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
 RULES = ("train", "evaluate", "ablate")
@@ -86,20 +85,6 @@ def _typed(given):
     return out
 
 
-def _card_named(name: str) -> str:
-    """The card of PEAKS a user's name for it means (`A100`, `h100-pcie`, `H100_NVL`, `a100`), or "unknown":
-    case, spaces, `-` and `_` aside, a known card's full name, else the first fragment of rir.cards' list
-    found in it (`h100` is the H100 SXM, as for a CUDA device name)."""
-    def bare(text: str) -> str:
-        return re.sub(r"[\s_-]+", "", text).lower()
-
-    named = bare(name)
-    exact = {bare(card): card for card in known_cards()}
-    if named in exact:
-        return exact[named]
-    return next((card for fragment, card in _CARD_FRAGMENTS if bare(fragment) in named), "unknown")
-
-
 def cluster_settings(config: dict) -> dict:
     """The `cluster` settings of a Snakemake config over DEFAULTS, the card resolved to a key of PEAKS
     ("unknown" for a name rir does not know, None when none is named). UserError for a value of the wrong
@@ -110,7 +95,7 @@ def cluster_settings(config: dict) -> dict:
     named = settings["card"]
     settings["card_named"] = named
     if named is not None:
-        settings["card"] = _card_named(str(named))
+        settings["card"] = card_named(str(named))
     if not math.isfinite(settings["margin"]):
         raise UserError(f"cluster.margin: {settings['margin']} is not a finite number")
     for key in ("startup_minutes", "floor_minutes", "ceiling_minutes"):  # whole minutes: SLURM's -t

@@ -66,8 +66,9 @@ try:
     # Each cluster job asks for the time its estimate on the named card needs (rir.timelimits; the
     # `cluster` settings of workflow/profiles/slurm/cluster.yaml or --config). UserError: a bad setting.
     CLUSTER = cluster_settings(config)
-    if not LOCAL_BOX and main_process(workflow) and cluster_warning(CLUSTER):  # once, where Snakemake started
-        print(cluster_warning(CLUSTER), file=sys.stderr)
+    WARNING = cluster_warning(CLUSTER)
+    if WARNING and not LOCAL_BOX and main_process(workflow):  # once, where Snakemake started
+        print(WARNING, file=sys.stderr)
 except UserError as err:
     refuse(err)
 SIZES = data_sizes(RESOLVED)
@@ -78,9 +79,8 @@ THREADS = gpu_job_threads(workflow.cores if LOCAL_BOX else None, GPU_SLOTS,
 
 
 def runtime(rule):
-    """The `runtime` resource (minutes; SLURM's -t) of a run's `rule` job on attempt `attempt`: a run's
-    cluster job asks for the sum of its rules' (rir.timelimits). Evaluated only when Snakemake needs a job's
-    resources, so the parse stays torch-free."""
+    """The `runtime` resource (minutes; SLURM's -t) of a run's `rule` job on attempt `attempt`
+    (rir.timelimits). Evaluated only when Snakemake needs a job's resources, so the parse stays torch-free."""
     return lambda wildcards, attempt: rule_minutes(rule, ALL_RUNS[wildcards.run], SIZES, CLUSTER, attempt)
 
 
