@@ -32,6 +32,14 @@ except UserError as err:
     sys.exit(2)
 
 
+# `gpu` is counted per submitted job, not across all of them, under a cluster executor: each group job (one
+# run: train, evaluate, ablate, grouped by workflow/profiles/slurm) gets at most the profile's `resources:
+# gpu=1`, and Snakemake runs its evaluation and ablation one after the other on that GPU instead of asking for
+# two. On a box (Snakemake's own executor) every scope is counted globally, as before: the GPU slots.
+resource_scopes:
+    gpu="local",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -80,6 +88,7 @@ onsuccess:
     # configurations from params.yaml as it is (the guard stage's work), so the commit stamps the
     # configuration that trained. --no-relink: relinking rewrites the outputs, and their new mtimes would
     # make Snakemake rerun jobs. Skipped outside a DVC repo. Snakemake runs this only when a job ran.
+    release_finished()  # the runs' kept files (common.smk): all in place now
     try:
         in_dag = rules_in_dag(workflow)
     except UserError as err:
@@ -92,3 +101,8 @@ onsuccess:
     if os.path.isdir(".dvc") and shutil.which("dvc") and stages:
         shell(f"rir dvc > /dev/null && dvc commit --force --quiet --no-relink --with-deps {' '.join(stages)}"
               " || echo 'warning: dvc commit failed'")
+
+
+onerror:
+    # A failed run keeps its files for the next invocation; the others' are released (common.smk).
+    release_finished()

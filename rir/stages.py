@@ -58,8 +58,9 @@ CODE = {
     "synth": ["rir/commands/synth.py", "rir/synthetic.py", "rir/data.py"],
     "fetch": ["rir/commands/fetch.py", "rir/data.py"],
     "train": [
-        "rir/commands/train.py", "rir/train.py", "rir/device.py", "rir/recipe.py", "rir/step.py",
-        "rir/loader.py", "rir/checkpoint.py", "rir/evaluate.py", "rir/data.py", "rir/config.py", *_MODEL_CODE,
+        "rir/commands/train.py", "rir/train.py", "rir/finished.py", "rir/device.py", "rir/recipe.py",
+        "rir/step.py", "rir/loader.py", "rir/checkpoint.py", "rir/evaluate.py", "rir/data.py",
+        "rir/config.py", *_MODEL_CODE,
     ],
     "evaluate": [
         "rir/commands/evaluate.py", "rir/evaluate.py", "rir/device.py", "rir/recipe.py", "rir/loader.py",

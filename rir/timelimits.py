@@ -1,25 +1,26 @@
-"""The time limit of each of a run's cluster jobs: `rir plan`'s FLOP estimate of its work on the user's card.
+"""The time limit each run's cluster job asks for: `rir plan`'s FLOP estimate of the run on the user's card.
 
-On a cluster (workflow/profiles/slurm) each rule of a run is a job of its own: train, then evaluate and (for
-Figure 3's runs) ablate, each asking Snakemake for a `runtime` (minutes), which becomes its SLURM time limit
-(`sbatch -t`). A rule's minutes here are
+On a cluster (workflow/profiles/slurm) a run is one job: train, then evaluate and ablate on the same GPU. Each
+of the three rules asks Snakemake for a `runtime` (minutes) and Snakemake sums them into the job's SLURM
+time limit (`sbatch -t`). A rule's minutes here are
 
     startup_minutes + margin x (its FLOPs on the card) / 60 s, at least 1,
 
-training held between floor_minutes and ceiling_minutes (the evaluation and ablation at most the ceiling), and
-a retry of a training job asks for its attempt number times as much (at most the ceiling): a run that overran
-resumes from its checkpoint with room to spare. The FLOPs on the card are the estimate of `rir plan --card`
-(rir.cards: the card's dense peak in the run's math mode at an assumed utilisation), never a measurement: no
-run has been timed on a GPU here, hence the margin. A run's FLOPs: each epoch 3x forward for every training
-image it steps on and 1x for its evaluation; evaluate is one pass over the test images; ablate one pass for
-the baseline and one per (ResNet Init layer, stream, reading) it zeroes, in fp32 for a bf16 run (rir.ablation
-evaluates without autocast).
+the train rule's then held between floor_minutes and what ceiling_minutes leaves after the run's evaluate and
+ablate rules (the job's limit, their sum, never passes the ceiling, which can be a partition's MaxTime). Every
+retry of a job asks for its attempt number times the training's minutes (within the same bounds): a run that
+overran resumes from its checkpoint with room to spare. The FLOPs on the card are the estimate of `rir plan
+--card` (rir.cards: the card's dense peak in the run's math mode at an assumed utilisation), never a
+measurement: no run has been timed on a GPU here, hence the margin. A run's FLOPs: each epoch 3x forward for
+every training image it steps on and 1x for its evaluation; evaluate is one pass over the test images; ablate
+one pass for the baseline and one per (ResNet Init layer, stream, reading) it zeroes, in fp32 for a bf16 run
+(rir.ablation evaluates without autocast).
 
 The settings are the Snakemake config's `cluster` mapping (workflow/profiles/slurm/cluster.yaml, or
 `--config 'cluster={card: A100}'`), not params.yaml: a card is a property of the cluster, not of the
-experiment, and changing it retrains nothing. With no card named, or one not in rir.cards.PEAKS, every
-training job asks for the ceiling (evaluation and ablation their start-up), and the workflow prints one
-warning line saying so (`warning`).
+experiment, and changing it retrains nothing. With no card named, or one not in rir.cards.PEAKS, every run's
+job asks for the ceiling (its evaluation and ablation their start-up, its training the rest), and the
+workflow prints one warning line saying so (`warning`).
 
 Evaluating a limit builds the run's model on torch's meta device to count its FLOPs (about 0.1 s a model,
 once per distinct model); the Snakefile calls it only when a job's resources are needed, so parsing stays
@@ -39,11 +40,11 @@ from rir.errors import UserError
 
 # The `cluster` settings' defaults (rir/schemas/cluster.schema.json checks their types and ranges).
 DEFAULTS: dict[str, Any] = {
-    "card": None,  # the GPU the jobs get: a card of rir.cards.PEAKS (or a name for one: `a100`)
+    "card": None,  # the GPU each run's job gets: a card of rir.cards.PEAKS (or a name for one: `a100`)
     "margin": 3.0,  # the estimate's factor: an assumed utilisation, not a measured one
     "startup_minutes": 5,  # per rule: the interpreter, torch, CUDA's context, the data, compilation
     "floor_minutes": 15,  # the train rule's least (a job shorter than this gains little in a queue)
-    "ceiling_minutes": 1440,  # any job's most, and what every training asks for without a known card
+    "ceiling_minutes": 1440,  # a run's job's most (its rules' sum), and what it asks for without a known card
 }
 CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
 RULES = ("train", "evaluate", "ablate")
@@ -88,7 +89,8 @@ def _typed(given):
 def cluster_settings(config: dict) -> dict:
     """The `cluster` settings of a Snakemake config over DEFAULTS, the card resolved to a key of PEAKS
     ("unknown" for a name rir does not know, None when none is named). UserError for a value of the wrong
-    type or range (the schema's `$defs/cluster`) and for a floor above the ceiling."""
+    type or range (the schema's `$defs/cluster`), for a floor above the ceiling, and for a ceiling that leaves
+    a run's job no room for its training's floor and its other steps' start-up."""
     given = _typed(config.get("cluster") or {})
     _validate({"cluster": given})
     settings = {**DEFAULTS, **given}
@@ -103,6 +105,11 @@ def cluster_settings(config: dict) -> dict:
     if settings["floor_minutes"] > settings["ceiling_minutes"]:
         raise UserError(f"cluster.floor_minutes ({settings['floor_minutes']}) is above "
                         f"cluster.ceiling_minutes ({settings['ceiling_minutes']})")
+    least = settings["floor_minutes"] + 2 * max(1, settings["startup_minutes"])  # a run's job: train, 2 more
+    if settings["ceiling_minutes"] < least:
+        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) is below a run's job at "
+                        f"its least: a training's floor_minutes and the start-up of its evaluation and "
+                        f"ablation ({least})")
     return settings
 
 
@@ -110,12 +117,12 @@ def warning(settings: dict) -> str | None:
     """The one line the workflow prints under a cluster executor when runs cannot be priced, else None."""
     ceiling = settings["ceiling_minutes"]
     if settings["card"] is None:
-        return (f"warning: no GPU card named (cluster.card), so every training job asks for the ceiling, "
+        return (f"warning: no GPU card named (cluster.card), so every run's job asks for the ceiling, "
                 f"{ceiling} minutes: name yours in workflow/profiles/slurm/cluster.yaml or with --config "
                 f"'cluster={{card: A100}}' (known: {', '.join(known_cards())}; docs/cluster.md)")
     if settings["card"] == "unknown":
         return (f"warning: cluster.card {settings['card_named']!r} is not a card rir knows (known: "
-                f"{', '.join(known_cards())}), so every training job asks for the ceiling, {ceiling} minutes "
+                f"{', '.join(known_cards())}), so every run's job asks for the ceiling, {ceiling} minutes "
                 "(cluster.ceiling_minutes; docs/cluster.md)")
     return None
 
@@ -167,14 +174,27 @@ def rule_seconds(rule: str, run, sizes: tuple[int, int], card: str) -> float:
 
 
 def rule_minutes(rule: str, run, sizes: tuple[int, int], settings: dict, attempt: int = 1) -> int:
-    """The `runtime` (minutes) a rule of a run asks for on attempt `attempt` (module docstring)."""
+    """The `runtime` (minutes) a rule of a run asks for on attempt `attempt` (module docstring). The train
+    rule's ceiling leaves room for the run's evaluate and ablate rules, which share its job: the job's limit
+    (their sum) never passes `ceiling_minutes`, which can be a partition's MaxTime."""
     if rule not in RULES:
         raise ValueError(f"no time limit for rule {rule!r}")
-    card, ceiling = settings["card"], settings["ceiling_minutes"]
-    if card is None or not PEAKS.get(card):  # no card to price: training gets the ceiling
-        return ceiling if rule == "train" else min(ceiling, max(1, settings["startup_minutes"]))
-    minutes = max(1, math.ceil(settings["startup_minutes"]
-                               + settings["margin"] * rule_seconds(rule, run, sizes, card) / 60))
-    if rule != "train":  # seconds of work: a retry is about training
-        return min(ceiling, minutes)
-    return min(ceiling, max(minutes, settings["floor_minutes"]) * max(1, attempt))
+    card = settings["card"]
+    priced = card is not None and bool(PEAKS.get(card))
+
+    def estimate(name: str) -> int:
+        if not priced:  # no card to price: the small rules get their start-up, train the rest of the ceiling
+            return max(1, settings["startup_minutes"])
+        return max(1, math.ceil(settings["startup_minutes"]
+                                + settings["margin"] * rule_seconds(name, run, sizes, card) / 60))
+
+    if rule != "train":  # seconds of work: a retry is about training, which gets the ceiling's rest
+        return min(settings["ceiling_minutes"], estimate(rule))
+    ceiling = settings["ceiling_minutes"] - sum(estimate(name) for name in ("evaluate", "ablate")
+                                                if name == "evaluate" or run.ablate)
+    if ceiling < 1:
+        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) leaves no time to train "
+                        f"{run.run_id} after its evaluation and ablation")
+    if not priced:
+        return ceiling
+    return min(ceiling, max(estimate("train"), settings["floor_minutes"]) * max(1, attempt))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import random
@@ -104,13 +105,20 @@ def _inject_fault(action: str, stop: _StopFlag) -> None:
         os.kill(os.getpid(), signal.Signals[f"SIG{action}"])
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None) -> dict:
-    """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted."""
+def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None,
+          keep_finished: bool = False) -> dict:
+    """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted.
+
+    keep_finished: a run that ends keeps its files for the retry of its cluster job, and a run whose files
+    were kept, by this configuration and code, is restored from them instead of trained (rir.finished).
+    """
+    from rir import finished
     from rir.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
     from rir.data import load_arrays
     from rir.evaluate import evaluate_model
     from rir.loader import DeviceLoader
     from rir.models import create_model, list_models
+    from rir.stages import RUN_FILES
     from rir.step import compile_model, make_optimizer, train_step
 
     started = time.perf_counter()
@@ -124,6 +132,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     fault = _fault_injection(out_dir)
     if cfg.model not in list_models():
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
+    code = code_digest("train")
+    if keep_finished and (kept := finished.kept_record(state_dir, RUN_FILES)) is not None:
+        reason = _changed(kept, cfg, code, source="the kept files' record")
+        if reason is None:
+            finished.restore(out_dir, state_dir, RUN_FILES)
+            print(f"restored from {finished.finished_dir(state_dir)}: this run finished before (its job "
+                  "failed after training, which deleted its files); no step trained", flush=True)
+            return json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+        finished.discard(state_dir)
+        print(f"the kept files of a finished run are not this run's: {reason}; discarded", flush=True)
     arrays = load_arrays(cfg.data_root, cfg.dataset)
     refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
     train_images, train_labels = arrays.train_images, arrays.train_labels
@@ -162,7 +180,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     history: list[dict] = []
     start_epoch, start_step, elapsed = 0, 0, 0.0
     partial = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-    code = code_digest("train")
     ckpt = load_latest(state_dir)
     if ckpt is not None:
         reason = _not_resumable(ckpt, cfg, code)
@@ -248,7 +265,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     metrics = _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed)
     _write_run(out_dir, cfg, model, arrays, history, metrics, device)
     # The run has ended (completed or diverged): its state is spent. A rerun, forced or after a change,
-    # trains from the first step; it never resumes a finished run and rewrites the old numbers.
+    # trains from the first step; it never resumes a finished run and rewrites the old numbers. Only its
+    # files may be kept, for the retry of the cluster job that trained it (rir.finished); files kept by an
+    # earlier run are superseded.
+    if keep_finished:
+        finished.keep(out_dir, state_dir, RUN_FILES, {"config": cfg.to_dict(), "code": code})
+    else:
+        finished.discard(state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
     return metrics
 
@@ -263,17 +286,27 @@ def _not_resumable(saved: dict, cfg: TrainConfig, code: str) -> str | None:
     code restarts a half-finished run too: mixing epochs of two versions of the code would make a number
     that no version computes, the safer choice for a reproduction (DEVELOPING.md, "Reruns").
     """
+    reason = _changed(saved, cfg, code)
+    if reason:
+        return reason
+    if int(saved.get("epoch", 0)) >= cfg.epochs:
+        return "the checkpoint is of a run that already finished"
+    return None
+
+
+def _changed(saved: dict, cfg: TrainConfig, code: str, source: str = "the checkpoint") -> str | None:
+    """Why what a checkpoint (or a finished run's kept files, rir.finished) records is not this run as
+    configured now, with this training code; None when it is. `TrainConfig.RESUMABLE_CHANGES` (where the data
+    lie, the device, compilation, threads) cannot change the numbers and do not count."""
     current = cfg.to_dict()
     old = saved.get("config", {})
     differing = sorted(k for k in set(old) | set(current)
                        if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != current.get(k))
     if differing:
         k = differing[0]
-        return f"the configuration changed ({k}: {old.get(k)!r} in the checkpoint, {current.get(k)!r} now)"
+        return f"the configuration changed ({k}: {old.get(k)!r} in {source}, {current.get(k)!r} now)"
     if saved.get("code") != code:
-        return "the training code changed since the checkpoint was written"
-    if int(saved.get("epoch", 0)) >= cfg.epochs:
-        return "the checkpoint is of a run that already finished"
+        return f"the training code changed since {source} was written"
     return None
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -270,13 +271,13 @@ MUTANTS = [
       "CONTRIBUTION_PP = 1.0", "CONTRIBUTION_PP = -1.0", "tests/test_report_aggregate.py", "-k", "claim"),
     # the time limits of the runs' cluster jobs (issue 21): each rule of docs/cluster.md's, broken alone
     m("timelimits-margin-ignored", "rir/timelimits.py",
-      '+ settings["margin"] * rule_seconds(rule, run, sizes, card) / 60))',
-      '+ rule_seconds(rule, run, sizes, card) / 60))', "tests/test_timelimits.py"),
+      '+ settings["margin"] * rule_seconds(name, run, sizes, card) / 60))',
+      '+ rule_seconds(name, run, sizes, card) / 60))', "tests/test_timelimits.py"),
     m("timelimits-no-floor", "rir/timelimits.py",
-      'max(minutes, settings["floor_minutes"])', 'minutes', "tests/test_timelimits.py"),
-    m("timelimits-training-passes-the-ceiling", "rir/timelimits.py",
-      'return min(ceiling, max(minutes, settings["floor_minutes"]) * max(1, attempt))',
-      'return max(minutes, settings["floor_minutes"]) * max(1, attempt)', "tests/test_timelimits.py"),
+      'max(estimate("train"), settings["floor_minutes"])', 'estimate("train")', "tests/test_timelimits.py"),
+    m("timelimits-ceiling-leaves-no-room-for-evaluate-and-ablate", "rir/timelimits.py",
+      'ceiling = settings["ceiling_minutes"] - sum(', 'ceiling = settings["ceiling_minutes"] - 0 * sum(',
+      "tests/test_timelimits.py"),
     m("timelimits-bf16-ablation-priced-at-bf16", "rir/timelimits.py",
       'precision = "fp32" if rule == "ablate" and cfg.precision == "bf16" else cfg.precision',
       "precision = cfg.precision", "tests/test_timelimits.py"),
@@ -294,6 +295,26 @@ MUTANTS = [
     m("timelimits-command-line-strings-kept", "rir/timelimits.py",
       "                    out[key] = kind(value)\n", "                    out[key] = value\n",
       "tests/test_timelimits.py"),
+    # a finished run's files kept for its cluster job's retry (issue 21, rir/finished.py)
+    m("finished-restored-for-another-configuration", "rir/train.py",
+      "        if reason is None:\n            finished.restore(",
+      "        if True:\n            finished.restore(", "tests/test_train.py", "-k", "kept"),
+    m("finished-nothing-kept", "rir/train.py",
+      "    if keep_finished:\n        finished.keep(", "    if False:\n        finished.keep(",
+      "tests/test_train.py", "-k", "kept"),
+    m("finished-kept-files-outlive-a-run-without-the-flag", "rir/train.py",
+      "    else:\n        finished.discard(state_dir)\n", "    else:\n        pass\n",
+      "tests/test_train.py", "-k", "kept"),
+    m("finished-released-while-a-file-is-missing", "rir/finished.py",
+      "not all((Path(out_dir) / name).is_file() for name in files):\n        return False",
+      "not any((Path(out_dir) / name).is_file() for name in files):\n        return False",
+      "tests/test_train.py", "-k", "released"),
+    m("finished-a-copy-not-a-link", "rir/finished.py",
+      "        os.link(source, tmp)\n", "        shutil.copy2(source, tmp)\n",
+      "tests/test_train.py", "-k", "kept"),
+    m("finished-not-released-when-snakemake-starts", "workflow/rules/common.smk",
+      "        if main_process(workflow):\n            release_finished()\n",
+      "        if main_process(workflow):\n            pass\n", "tests/test_reruns.py", "-k", "forced_rerun"),
     # the Snakemake internals' readers (issue 21): a changed attribute must be named, never passed over
     m("internals-a-missing-nodes-taken-for-a-box", "rir/snakemake_internals.py",
       '        raise _changed("nodes", "tell a run on this box from a cluster executor", err) from err\n',
@@ -305,10 +326,15 @@ MUTANTS = [
 
 
 def scratch_copy(dest: Path) -> Path:
-    """The working tree's files as a fresh clone would have them (tests/pipeline.py's copy)."""
+    """The working tree's files as a fresh clone would have them (tests/pipeline.py's copy), committed to a
+    git repository of their own: the workflow tests copy their repository with git (tests/pipeline.py)."""
     from pipeline import copy_worktree  # tests/ is on sys.path: this script's folder, or pytest's rootdir
 
-    return copy_worktree(dest)
+    repo = copy_worktree(dest)
+    identity = ["-c", "user.name=mutants", "-c", "user.email=mutants@localhost"]
+    for cmd in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "scratch copy"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True, capture_output=True)
+    return repo
 
 
 def plant(mutant: Mutant, repo: Path) -> None:
@@ -341,6 +367,8 @@ def run(mutant: Mutant, whole_suite: bool = False) -> tuple[str, float, str]:
         seconds = time.monotonic() - started
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
         verdict = {0: "survived", 1: "killed"}.get(proc.returncode, "error")
+        if verdict == "killed" and not re.search(r"\b\d+ failed\b", tail):  # a setup error kills nothing
+            verdict = "error"
         return verdict, seconds, tail
 
 

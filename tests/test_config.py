@@ -213,7 +213,12 @@ def test_snakemake_and_dvc_run_the_same_commands(params, profile):
     dvc_commands = sorted(stage["cmd"] for stage in dvc_stages(ROOT).values()
                           if re.search(rf"(--profile |data/){profile}\b", stage["cmd"]))
     assert any(" gridsearch " in c for c in dvc_commands) and any("holdout" in c for c in dvc_commands)
-    assert _snakemake_commands(profile) == dvc_commands
+    # One flag apart: Snakemake's trainings keep a finished run's files for the retry of its cluster job and
+    # release them itself (rir/finished.py); DVC's keep nothing (a forced `dvc repro -f` must train).
+    snakemake_commands = _snakemake_commands(profile)
+    assert all((" --keep-finished " in c) == c.startswith("rir train ") for c in snakemake_commands)
+    assert not any("--keep-finished" in c for c in dvc_commands)
+    assert sorted(c.replace(" --keep-finished", "") for c in snakemake_commands) == dvc_commands
 
 
 def test_expanding_params_yaml_never_imports_torch():

@@ -28,6 +28,10 @@ from pipeline import (
 )
 
 from rir.config import expand_runs, load_params
+from rir.finished import finished_dir, keep
+from rir.recipe import TrainConfig
+from rir.stages import RUN_FILES, code_digest
+from rir.train import _changed
 
 pytestmark = pytest.mark.slow
 GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@localhost")
@@ -157,10 +161,19 @@ def test_a_forced_rerun_trains_from_the_first_step_to_the_same_accuracy_in_both_
     assert "epoch 1/2" in proc.stdout and "resuming" not in proc.stdout, proc.stdout[-3000:]
     assert json.loads(metrics.read_text())["test_accuracy"] == first["test_accuracy"]
     metrics.write_text(json.dumps({**first, "test_accuracy": -1.0}))  # a stale number a rerun must replace
+    # The run's files kept for a cluster job's retry (rir/finished.py), as an invocation that ended without
+    # its handlers leaves them: Snakemake releases them when it starts, so the forced rerun trains.
+    state = repo / f"results/smoke/state/{run}"
+    config = json.loads((metrics.parent / "config.json").read_text())
+    record = {"config": config, "code": code_digest("train")}
+    keep(metrics.parent, state, RUN_FILES, record)
+    assert _changed(record, TrainConfig.from_dict(record["config"]), code_digest("train")) is None
     sh(repo, sys.executable, "-m", "snakemake", "--cores", "1", "--config", "profile=smoke", "--forcerun",
        "train", "--", str(metrics.relative_to(repo)))
-    assert "resuming" not in (repo / f"logs/smoke/train/{run}.log").read_text()
+    log = (repo / f"logs/smoke/train/{run}.log").read_text()
+    assert "resuming" not in log and "restored" not in log and "epoch 1/2" in log, log[-3000:]
     assert json.loads(metrics.read_text())["test_accuracy"] == first["test_accuracy"]
+    assert not finished_dir(state).exists()  # kept again by --keep-finished, and released at the end
 
 
 def test_dvc_lock_records_the_configuration_snakemake_trained(sliced, tmp_path):

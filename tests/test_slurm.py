@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def copy_tracked_files(dest: Path) -> None:
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "5")
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             sys.executable,
@@ -129,6 +130,7 @@ def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
             *args,
         ],
         cwd=workdir,
+        env=env,
         capture_output=True,
         text=True,
         timeout=WORKFLOW_TIMEOUT_S,
@@ -175,61 +177,106 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
     assert job_id.isdigit() and gpus == "1"  # a SLURM job, granted the GPU its `gpu` resource asked for
 
 
-# The smoke runs' nets are tiny: at the shipped margin every training limit would be the floor. This margin
-# makes the estimate itself show in the limits, so a wide and a base run must differ as their FLOPs do.
+# The smoke runs' nets are tiny: at the shipped margin every limit would be the floor. This margin makes the
+# estimate itself show in the limits, so a wide and a base run must differ as their FLOPs do.
 PRICED = {"card": "A100", "margin": 1000000, "startup_minutes": 1, "floor_minutes": 1}
+# A planted fault on PATH, before the real `rir`: the first ablation of one run fails, as a bug or a node lost
+# while ablating would fail it, after the run's training finished in the same job.
+FAILING_ABLATION = """#!/bin/sh
+if [ "$1" = ablate ] && [ "${{2##*/}}" = "{run}" ] && [ ! -e "{flag}" ]; then
+    : > "{flag}"; echo "planted failure of the ablation of {run}" >&2; exit 1
+fi
+exec "{python}" -m rir "$@"
+"""
 
 
 def slurm_jobs_of(workdir: Path) -> dict[str, dict]:
-    """Each SLURM job the plugin submitted (its log kept), as {job id: {"rule", "run", "record"}}: its rule
-    and run, from the log's folders (rule_<rule>/<run>/<id>.log), and SLURM's record of it (`scontrol show
-    job`; the test cluster keeps finished jobs for MinJobAge=600 s)."""
+    """Each SLURM job the plugin submitted (its log kept), as {job id: {"rules": {rule: run}, "record": ...}}:
+    the rules its own Snakemake ran, read from the job's log, and SLURM's record of it (`scontrol show job`;
+    the test cluster keeps finished jobs for MinJobAge=600 s)."""
     jobs = {}
-    for log in (workdir / ".snakemake" / "slurm_logs").glob("rule_*/*/*.log"):
-        jobs[log.stem] = {"rule": log.parent.parent.name.removeprefix("rule_"), "run": log.parent.name,
-                          "record": show_job(log.stem)}
+    for log in (workdir / ".snakemake" / "slurm_logs").glob("*/*.log"):
+        ran = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: run=(\S+)", log.read_text(), flags=re.M)
+        jobs[log.stem] = {"rules": dict(ran), "record": show_job(log.stem)}
     return jobs
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_through_the_slurm_profile(slurm, uninterrupted, tmp_path):
+def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninterrupted, tmp_path):
     """The whole DAG on a slice of the smoke profile with short runs (tests/pipeline.py): two stand-in GPUs
     train two runs at a time, and each job pays SLURM's scheduling and the plugin's polling, so the full
-    profile would take minutes more and prove nothing more. Training, evaluation and ablation are SLURM jobs,
-    each under the time limit its estimate on the named card gives; the data and report rules are the
-    Snakefile's localrules (compute nodes often have no network)."""
+    profile would take minutes more and prove nothing more. Each run is one SLURM job that trains, evaluates
+    and (Figure 3's runs) ablates on its one GPU, under the time limit its estimate on the named card gives;
+    the data and report rules are the Snakefile's localrules (compute nodes often have no network). One run's
+    ablation fails once: Snakemake deletes that job's outputs, the finished training's too, and its retry
+    restores the run from its kept files (rir/finished.py) instead of training it again."""
     from rir.config import expand_runs, load_params, resolve_profile
     from rir.timelimits import cluster_settings, data_sizes, rule_minutes
 
     copy_tracked_files(tmp_path)
     cut_smoke_profile(tmp_path)
-    cluster = "cluster={" + ", ".join(f"{k}: {v}" for k, v in PRICED.items()) + "}"
-    # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
-    proc = run_snakemake(tmp_path, "--config", "profile=smoke", cluster, "--slurm-keep-successful-logs")
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-8000:]
-    assert (tmp_path / "reports" / "smoke" / "index.html").is_file()
-    assert "SLURM run ID" in log and "no GPU card named" not in log
     params = load_params(str(tmp_path / "params.yaml"))
     runs = expand_runs(params, "smoke")
+    failing = "resnet_init_18__cifar10__s0"
+    assert runs[failing].ablate
+    shim = tmp_path / "planted" / "rir"
+    shim.parent.mkdir()
+    shim.write_text(FAILING_ABLATION.format(run=failing, flag=tmp_path / "planted" / "failed",
+                                            python=sys.executable))
+    shim.chmod(0o755)
+    cluster = "cluster={" + ", ".join(f"{k}: {v}" for k, v in PRICED.items()) + "}"
+    # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
+    proc = run_snakemake(tmp_path, "--config", "profile=smoke", cluster, "--slurm-keep-successful-logs",
+                         env={**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-8000:]
+    assert (tmp_path / "planted" / "failed").exists(), log[-8000:]  # the planted fault did strike
+    assert (tmp_path / "reports" / "smoke" / "index.html").is_file()
+    assert "SLURM run ID" in log and "no GPU card named" not in log
     trained = {p.parent.name for p in (tmp_path / "results" / "smoke" / "runs").glob("*/metrics.json")}
     assert trained == set(runs)
+    # One SLURM job per run, which ran every rule of that run and nothing else, on one GPU; the failing run's
+    # job, twice.
     jobs = slurm_jobs_of(tmp_path)
-    expected = {(rule, run) for run in runs for rule in ("train", "evaluate", "ablate")
-                if rule != "ablate" or runs[run].ablate}
-    assert sorted((job["rule"], job["run"]) for job in jobs.values()) == sorted(expected)
-    # Each job's SLURM TimeLimit (minutes here: all are under a day) is its rule's runtime for that run.
+    per_run = {run: sorted((job for job, info in jobs.items() if run in info["rules"].values()), key=int)
+               for run in runs}
+    assert {run: len(ids) for run, ids in per_run.items()} == {run: 1 + (run == failing) for run in runs}, \
+        {job: info["rules"] for job, info in jobs.items()}
     settings, sizes = cluster_settings({"cluster": PRICED}), data_sizes(resolve_profile(params, "smoke"))
     limits = {}
-    for job in jobs.values():
-        hours, minutes, _ = job["record"]["TimeLimit"].split(":")
-        limits[job["rule"], job["run"]] = 60 * int(hours) + int(minutes)
-        assert limits[job["rule"], job["run"]] == rule_minutes(job["rule"], runs[job["run"]], sizes, settings)
-    # As the estimate says: the wide net's FLOPs per image are ~9x the base net's.
-    wide, base = ("train", "rir_18_wide__cifar10__s0"), ("train", "resnet_18__cifar10__s0")
-    assert limits[wide] > 4 * limits[base], limits
-    # The run trained as a SLURM job is the run trained on this machine without SLURM, byte for byte.
+    for run, ids in per_run.items():
+        expected_rules = {"train", "evaluate"} | ({"ablate"} if runs[run].ablate else set())
+        for attempt, job in enumerate(ids, start=1):
+            info = jobs[job]
+            if attempt < len(ids):  # the failed job: trained, and stopped at the failing ablation
+                assert {"train", "ablate"} <= set(info["rules"]) <= expected_rules, (job, info["rules"])
+            else:
+                assert info["rules"] == dict.fromkeys(expected_rules, run), (job, info["rules"])
+            assert info["record"]["TresPerJob"] == "gres:gpu:1", (job, info["record"])
+            # SLURM's TimeLimit (minutes here: all under a day) is the sum of the run's rules' runtimes, the
+            # training's doubled on the retry.
+            hours, minutes, _ = info["record"]["TimeLimit"].split(":")
+            limits[run, attempt] = 60 * int(hours) + int(minutes)
+            assert limits[run, attempt] == sum(rule_minutes(rule, runs[run], sizes, settings, attempt)
+                                               for rule in expected_rules), (job, info["record"])
+    # The cap of one GPU is per job, not per cluster (`gpu` scoped local): runs' jobs ran side by side on the
+    # two stand-in GPUs.
+    spans = [tuple(datetime.fromisoformat(info["record"][key]) for key in ("StartTime", "EndTime"))
+             for info in jobs.values()]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:]), spans
+    # As the estimate says: the wide net's FLOPs per image are ~9x the base net's (neither is ablated).
+    wide, base = "rir_18_wide__cifar10__s0", "resnet_18__cifar10__s0"
+    assert not runs[wide].ablate and not runs[base].ablate and limits[wide, 1] > 4 * limits[base, 1], limits
+    # The failing run's retry restored its training (its log, rewritten by the retry, trained no epoch), and
+    # the kept files were released once its job succeeded.
+    retried = (tmp_path / "logs/smoke/train" / f"{failing}.log").read_text()
+    assert "restored from" in retried and "epoch " not in retried, retried
+    assert not list((tmp_path / "results/smoke/state").glob("*.finished"))
+    # The run trained in its group job is the run trained on this machine without SLURM, byte for byte.
     assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
+    for run in runs:
+        assert (tmp_path / "results/smoke/evaluations" / f"{run}.json").is_file()
+        assert (tmp_path / "results/smoke/ablation" / f"{run}.csv").is_file() == runs[run].ablate
     # Nothing left to do: the finished DAG is complete as Snakemake sees it.
     dry = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--config", "profile=smoke"],
@@ -241,7 +288,7 @@ def test_smoke_pipeline_through_the_slurm_profile(slurm, uninterrupted, tmp_path
 
 
 @pytest.mark.slow
-def test_without_a_known_card_every_training_asks_for_the_ceiling_with_one_warning(slurm, tmp_path):
+def test_without_a_known_card_every_run_asks_for_the_ceiling_with_one_warning(slurm, tmp_path):
     copy_tracked_files(tmp_path)
     for given in ([], ["cluster={card: V100}"]):
         proc = run_snakemake(tmp_path, "--dry-run", "--config", "profile=smoke", *given)
@@ -249,9 +296,9 @@ def test_without_a_known_card_every_training_asks_for_the_ceiling_with_one_warni
         assert proc.returncode == 0, log[-4000:]
         warnings = [line for line in log.splitlines() if line.startswith("warning:") and "card" in line]
         assert len(warnings) == 1 and "1440 minutes" in warnings[0], warnings
-        # Training gets the ceiling; evaluation and ablation their start-up.
+        # A run's job: its training gets the ceiling's rest after 5 minutes each for evaluate and ablate.
         runtimes = set(re.findall(r"runtime=(\d+), gpu=1", log))
-        assert runtimes == {"1440", "5"}, runtimes
+        assert runtimes == {"1430", "1435", "5"}, runtimes
 
 
 # --- Faults as SLURM delivers them ------------------------------------------------------------------------
@@ -430,7 +477,10 @@ def test_preemption_by_a_high_priority_job_requeues_the_run_and_it_resumes_bit_i
     assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
 
 
-TIMEOUT_MESSAGE = re.compile(r"SLURM-job '(\d+)' failed, SLURM status is: 'TIMEOUT'")
+# A run's job is a group job (the profile's `groups`), and Snakemake 9.27 prints no message of the plugin's
+# for a failed group job (GroupJob.log_error drops it): no "SLURM status is: 'TIMEOUT'" line. The jobs are
+# found by their submission lines and judged by SLURM's own record of them.
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) ")
 
 
 @pytest.mark.slow
@@ -459,12 +509,15 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     # Resumable: killed at its limit in epoch 2, resubmitted once by Snakemake's retries, resumed, identical.
     log = (resumable / "snakemake.log").read_text()
     assert codes[resumable] == 0, log[-8000:]
-    timed_out = TIMEOUT_MESSAGE.findall(log)
-    assert len(timed_out) == 1, log[-8000:]
+    submitted = SUBMITTED.findall(log)
+    timed_out = [job for job in submitted if show_job(job)["JobState"] == "TIMEOUT"]
+    assert len(submitted) == 2 and timed_out == submitted[:1], log[-8000:]
     record = show_job(timed_out[0])
     assert record["JobState"] == "TIMEOUT" and record["TimeLimit"] == "00:01:00", record
     # SIGTERM at the limit: the step's tasks (the job's Snakemake, its shell, rir train) get it.
-    slurm_log = (resumable / ".snakemake/slurm_logs/rule_train" / RUN / f"{timed_out[0]}.log").read_text()
+    # The job's log: a run's job is a group job (the profile's `groups`), here of its train rule alone.
+    logs = (resumable / ".snakemake/slurm_logs").glob(f"*/{timed_out[0]}.log")
+    (slurm_log,) = (path.read_text() for path in logs)
     assert f"STEP {timed_out[0]}.0 ON" in slurm_log and "DUE TO TIME LIMIT" in slurm_log, slurm_log
     # The paused run never leaves its pause by itself and wrote no SIGTERM checkpoint (ckpt-e0001-s000001,
     # which the log would name as "step 1"): SLURM's SIGKILL, KillWait after the SIGTERM, ended it. The
@@ -477,10 +530,15 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     # Stuck: no checkpoint in either attempt; after the one retry Snakemake stops, naming the timeout.
     log = (stuck / "snakemake.log").read_text()
     assert codes[stuck] != 0, log[-8000:]
-    timed_out = TIMEOUT_MESSAGE.findall(log)
+    timed_out = SUBMITTED.findall(log)
     assert len(timed_out) == 2 and len(set(timed_out)) == 2, log[-8000:]
     assert all(show_job(job)["JobState"] == "TIMEOUT" for job in timed_out)
     assert "Error in rule train" in log and "Exiting because a job execution failed" in log, log[-8000:]
+    # What the user follows: Snakemake names each failed job's SLURM log, which says why it ended.
+    for job in timed_out:
+        (job_log,) = (stuck / ".snakemake/slurm_logs").glob(f"*/{job}.log")
+        assert f"{job_log} (check log file(s) for error details)" in log, log[-8000:]
+        assert "DUE TO TIME LIMIT" in job_log.read_text()
     assert not list((stuck / "results/smoke/state").glob(f"{RUN}/*.pt"))
     assert not (stuck / metrics_target(RUN)).exists()
 

@@ -1,9 +1,10 @@
-"""The time limit of each cluster job (rir/timelimits.py): the run's FLOPs on the named card, by hand.
+"""The time limit of each run's cluster job (rir/timelimits.py): the run's FLOPs on the named card, by hand.
 
 Every expected number here is worked out in the test from its parts (the model's forward FLOPs from
 torch's counter, the recipe's epochs and batch, the card's data-sheet peak, the assumed utilisation) and the
-rule docs/cluster.md states: startup + margin x estimated minutes, training at least the floor, every job at
-most the ceiling, a retry of a training asking for its attempt number times as much.
+rule docs/cluster.md states: startup + margin x estimated minutes, training at least the floor, the job (the
+run's train, evaluate and ablate) at most the ceiling, a retry asking for its attempt number times the
+training's minutes.
 tests/test_slurm.py shows the same minutes reach SLURM as each job's TimeLimit.
 """
 
@@ -74,15 +75,20 @@ def test_a_run_asks_for_its_estimate_on_the_card_with_the_margin_and_the_floor()
     assert rule_minutes("train", WIDE, SIZES, h100) == by_hand(WIDE, "H100 SXM", training_images(WIDE)) < wide
 
 
-def test_a_retry_asks_for_more_training_time_and_no_job_passes_the_ceiling():
+def test_the_jobs_limit_stays_within_the_ceiling_and_a_retry_asks_for_more():
     settings = cluster_settings({"cluster": {"card": "A100"}})
     first, second = job(WIDE, settings), job(WIDE, settings, attempt=2)
     assert second["train"] == 2 * first["train"] and second["evaluate"] == first["evaluate"]
-    tight = cluster_settings({"cluster": {"card": "A100", "ceiling_minutes": 30}})
-    assert job(WIDE, tight) == {"train": 30, "evaluate": first["evaluate"]}  # the estimate is 38
-    assert job(WIDE, tight, attempt=3)["train"] == 30
-    low = cluster_settings({"cluster": {"card": "A100", "ceiling_minutes": 4, "floor_minutes": 1}})
-    assert all(minutes <= 4 for run in (WIDE, BASE) for minutes in job(run, low, attempt=2).values())
+    # A ceiling below the estimate: training gets what the evaluation and ablation leave of it.
+    for run in (WIDE, BASE):
+        tight = cluster_settings({"cluster": {"card": "A100", "ceiling_minutes": 30, "floor_minutes": 1}})
+        assert sum(job(run, tight, attempt=3).values()) <= 30
+    capped = job(WIDE, cluster_settings({"cluster": {"card": "A100", "ceiling_minutes": 30}}))
+    assert capped["train"] == 30 - capped["evaluate"] and sum(capped.values()) == 30  # the estimate is 38
+    # Start-up alone fits (the settings pass), but the priced evaluation and ablation take it all.
+    with pytest.raises(UserError, match=r"cluster.ceiling_minutes \(12\) leaves no time to train"):
+        short = {"card": "A100", "ceiling_minutes": 12, "floor_minutes": 1}
+        rule_minutes("train", BASE, SIZES, cluster_settings({"cluster": short}))
 
 
 def test_a_bf16_runs_ablation_is_priced_in_fp32_as_it_runs():
@@ -103,11 +109,13 @@ def test_without_a_card_rir_knows_every_job_asks_for_the_ceiling_with_one_warnin
     settings = cluster_settings({"cluster": {"card": named}} if named else {})
     for run in (WIDE, BASE):
         minutes = job(run, settings)
-        assert minutes.pop("train") == DEFAULTS["ceiling_minutes"]
+        assert sum(minutes.values()) == DEFAULTS["ceiling_minutes"]  # the run's job: the ceiling
+        train = minutes.pop("train")
+        assert train == DEFAULTS["ceiling_minutes"] - DEFAULTS["startup_minutes"] * len(minutes)
         assert set(minutes.values()) == {DEFAULTS["startup_minutes"]}
     line = warning(settings)
     assert "\n" not in line and "1440 minutes" in line and "A100" in line and "docs/cluster.md" in line
-    assert "every training job asks for the ceiling" in line
+    assert "every run's job asks for the ceiling" in line
     assert ("no GPU card named" in line) if named is None else (repr(named) in line)
 
 
@@ -135,6 +143,7 @@ def test_settings_from_the_command_line_are_read_as_numbers():
     ({"cards": "A100"}, "'cards' was unexpected"),
     ({"floor_minutes": 0}, "cluster.floor_minutes: 0 is less than the minimum of 1"),
     ({"floor_minutes": 100, "ceiling_minutes": 50}, "cluster.floor_minutes (100) is above"),
+    ({"ceiling_minutes": 20}, "cluster.ceiling_minutes (20) is below a run's job at its least"),
     ({"margin": "lots"}, "cluster.margin: 'lots' is not of type 'number'"),
     ({"margin": "nan"}, "cluster.margin: nan is not a finite number"),
     ({"margin": float("inf")}, "cluster.margin: inf is not a finite number"),

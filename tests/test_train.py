@@ -19,7 +19,7 @@ import torch
 
 from rir.cli import main
 from rir.errors import UserError
-from rir.stages import code_digest
+from rir.stages import RUN_FILES, code_digest
 from rir.train import (
     EXIT_DIVERGED,
     EXIT_PREEMPTED,
@@ -256,6 +256,61 @@ def test_a_checkpoint_of_other_training_code_is_not_resumed(data_root, reference
     assert again.returncode == 0, again.stderr
     assert "starting from the first step: the training code changed" in again.stdout, again.stdout
     assert_same_run(reference_run, run)
+
+
+@pytest.mark.slow
+def test_a_kept_finished_run_comes_back_without_training_only_to_the_same_run(data_root, reference_run,
+                                                                              tmp_path):
+    """--keep-finished (rir.finished): a finished run's files are kept as hard links; once a cluster job's
+    later step failed and Snakemake deleted them, the same run, as configured, with the same code, restores
+    them without a step (a step would meet the KILL@1 fault); another configuration discards them and trains;
+    a run without the flag never restores and discards what was kept when it ends."""
+    run, kept = tmp_path / "run", tmp_path / "run" / "state.finished"
+    first = train_tiny(data_root, run, None, "--keep-finished")
+    assert first.returncode == 0, first.stderr
+    assert_same_run(reference_run, run)
+    assert not (run / "state").exists()  # the resumable state is spent all the same
+    files = {name: (run / name).read_bytes() for name in RUN_FILES}
+    assert all((run / name).stat().st_ino == (kept / name).stat().st_ino for name in RUN_FILES)  # no copy
+    for name in RUN_FILES:  # what Snakemake does to every output of a failed group job
+        (run / name).unlink()
+    restored = train_tiny(data_root, run, "KILL@1", "--keep-finished")
+    assert restored.returncode == 0, restored.stderr
+    assert f"restored from {kept}" in restored.stdout and "epoch " not in restored.stdout, restored.stdout
+    assert {name: (run / name).read_bytes() for name in RUN_FILES} == files
+    # Another configuration: the kept files are not its own; they are discarded and the run trains.
+    for name in RUN_FILES:
+        (run / name).unlink()
+    changed = train_tiny(data_root, run, None, "--keep-finished", "--lr", "0.1")
+    assert changed.returncode == 0, changed.stderr
+    assert "not this run's: the configuration changed (lr: 0.05 in the kept files' record, 0.1 now)" \
+        in changed.stdout and changed.stdout.count("epoch ") == 3, changed.stdout
+    assert json.loads((kept / "finished.json").read_text())["config"]["lr"] == 0.1  # kept again, its own
+    # Without the flag (DVC's stage, a lone `rir train`): trains, and discards the kept files at its end.
+    for name in RUN_FILES:
+        (run / name).unlink()
+    lone = train_tiny(data_root, run, None, "--lr", "0.1")
+    assert lone.returncode == 0, lone.stderr
+    assert "restored" not in lone.stdout and lone.stdout.count("epoch ") == 3, lone.stdout
+    assert not kept.exists()
+
+
+def test_kept_files_are_released_only_when_the_runs_files_are_all_in_place(tmp_path):
+    """rir.finished.release, which the Snakefile calls when Snakemake starts and ends."""
+    from rir.finished import finished_dir, keep, kept_record, release
+
+    out, state = tmp_path / "run", tmp_path / "state" / "run"
+    out.mkdir()
+    for name in RUN_FILES:
+        (out / name).write_text(name)
+    keep(out, state, RUN_FILES, {"config": {}, "code": "c"})
+    assert kept_record(state, RUN_FILES) == {"config": {}, "code": "c"}
+    (out / "model.pt").unlink()  # a failed job's outputs: gone, so the kept files stay for its retry
+    assert not release(state, out, RUN_FILES) and finished_dir(state).is_dir()
+    (finished_dir(state) / "history.csv").unlink()  # an incomplete keep is nothing to restore
+    assert kept_record(state, RUN_FILES) is None
+    (out / "model.pt").write_text("model.pt")
+    assert release(state, out, RUN_FILES) and not finished_dir(state).exists()
 
 
 def test_resumable_is_decided_by_configuration_code_and_epochs_left():

@@ -8,6 +8,7 @@ from rir.config import read_yaml
 from rir.dvcgen import PLOTS_DIR, config_path, evaluation_path, metrics_path, write_config_files
 from rir.stages import RUN_FILES, code_files
 from rir.errors import UserError
+from rir.finished import release
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
 # Snakemake internals, each read through rir.snakemake_internals (one clear line if a release changes one).
 from rir.snakemake_internals import due_wildcards, has_resource_limit, local_box, main_process
@@ -63,7 +64,7 @@ try:
     GPU_SLOTS = gpu_slots() if LOCAL_BOX else 0  # UserError: a malformed RIR_RUNS_PER_GPU or RIR_FAKE_GPU_COUNT
     if GPU_SLOTS and not has_resource_limit(workflow, "gpu"):
         set_resource_limit(workflow, "gpu", GPU_SLOTS)
-    # Each cluster job asks for the time its estimate on the named card needs (rir.timelimits; the
+    # Each run's cluster job asks for the time its estimate on the named card needs (rir.timelimits; the
     # `cluster` settings of workflow/profiles/slurm/cluster.yaml or --config). UserError: a bad setting.
     CLUSTER = cluster_settings(config)
     WARNING = cluster_warning(CLUSTER)
@@ -110,7 +111,23 @@ def state_dir(metrics):
     return os.path.join(os.path.dirname(os.path.dirname(run_folder)), "state", os.path.basename(run_folder))
 
 
+def release_finished():
+    """Delete the kept files of every run whose own files are all in place (rir/finished.py): they are kept
+    only for the retry of a run's cluster job that failed after its training finished. Called where Snakemake
+    was started, when it starts (after an earlier invocation that ended without its handlers, a forced rerun
+    must train, not restore) and when it ends, however it ends (the Snakefile's onsuccess and onerror)."""
+    for run_id in ALL_RUNS:
+        folder = run_dir(run_id)
+        release(state_dir(f"{folder}/metrics.json"), folder, RUN_FILES)
+
+
 onstart:
+    # Kept files of runs that are all in place are of no use, and must not stand in for a forced rerun.
+    try:
+        if main_process(workflow):
+            release_finished()
+    except UserError as err:
+        refuse(err)
     # Refuse at once, before any job, rather than at the first run: runs on real CIFAR data would train on
     # the CPU of a box without a usable GPU although nobody asked for the CPU (rir.device says the same to a
     # lone `rir train`). Only when this box trains (not under a cluster executor) and a train job is due.

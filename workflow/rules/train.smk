@@ -1,10 +1,16 @@
 # Training, evaluation and the Figure 3 ablation: one job per run of params.yaml's grid.
+# On a cluster the three are one job per run: the SLURM profile groups them (workflow/profiles/slurm).
 
 
 rule train:
     # Resumable state lives in {RESULTS}/state/<run>, deliberately NOT a declared output: Snakemake deletes
     # declared outputs before a job starts, and a preempted or killed run must resume from its checkpoint.
     # The fingerprint param is the run's resolved config: changing it makes Snakemake rerun the job.
+    # --keep-finished: a finished run's files are kept (hard links, {RESULTS}/state/<run>.finished) for the
+    # retry of a run's cluster job whose evaluation or ablation failed: Snakemake then deletes every output
+    # of the job and forces all of its steps again, and the retry restores the run instead of training it
+    # again. Released when Snakemake starts and ends (release_finished, common.smk), so a rerun the user asks
+    # for trains (rir/finished.py).
     input:
         prepared,
         CONFIGS["run"],
@@ -29,7 +35,8 @@ rule train:
         runtime=runtime("train"),
     shell:
         "rir train --params params.yaml --profile {params.profile} --run {wildcards.run}"
-        " --data-root {params.root} --out {params.out} --state-dir {params.state} --allow-diverged"
+        " --data-root {params.root} --out {params.out} --state-dir {params.state} --keep-finished"
+        " --allow-diverged"
         " > {log} 2>&1"
 
 
