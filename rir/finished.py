@@ -13,12 +13,16 @@ digest that made them. A later `rir train --keep-finished` of the same run, conf
 (rir.train._changed) and with the same training code, links them back instead of training: the same bytes,
 at once. Anything else discards them.
 
-When. The Snakefile releases (deletes) the kept files of every run whose files are all in place, when
-Snakemake starts and when it ends (common.smk, `release_finished`). So only the retry of a failed job inside
-one invocation, or the next invocation after its job failed for good, restores a run; a rerun the user asks
-for (`--forcerun`, a changed configuration or code) trains from the first step, as DESIGN.md says. DVC's
-stages and a lone `rir train` keep nothing: DVC never deletes a finished stage's outputs when a later one
-fails.
+When. The Snakefile releases (deletes) the kept files of every run whose files are all in place when
+Snakemake ends after running jobs, however it ends (common.smk, `release_finished`), and, when it starts,
+discards those of every run whose training is due for more than its missing files: forced (`--forcerun`,
+`-F`), or a changed input, parameter or code. So only the retry of a failed job inside one invocation, or the
+next invocation after its job failed for good, restores a run; a rerun the user asks for trains from the
+first step, as DESIGN.md says. Deleting a run's files by hand is not asking for a rerun here: its kept files,
+if any, come back (delete `<state>.finished/` too, or use --forcerun). A restore also needs the same data
+(their kind and source md5) and the same configuration, device included (rir.train._kept_for_another_run).
+DVC's stages and a lone `rir train` keep nothing: DVC never deletes a finished stage's outputs when a later
+one fails.
 
 Torch-free: the Snakefile releases through it while parsing stays light.
 """
@@ -106,6 +110,6 @@ def discard(state_dir: str | os.PathLike) -> bool:
 def release(state_dir: str | os.PathLike, out_dir: str | os.PathLike, files: tuple[str, ...]) -> bool:
     """Discard the run's kept files when its `files` are all in `out_dir` (nothing to restore them for);
     True when something was released."""
-    if not finished_dir(state_dir).exists() or not all((Path(out_dir) / name).is_file() for name in files):
+    if not all((Path(out_dir) / name).is_file() for name in files):
         return False
-    return discard(state_dir)
+    return discard(state_dir)  # a half-built `.finished.tmp` of a crashed keep() goes too

@@ -18,6 +18,8 @@ What each is for, and why no public feature does it:
 - `workflow.dag.needrun_jobs()` and `workflow.dag.jobs`: the jobs this invocation will run and the jobs of its
   DAG. onstart refuses a CPU training before the first job (only if a train job is due), and onsuccess
   commits to DVC the targets whose DAG ran. No hook is handed the jobs.
+- `workflow.dag.reason(job)`: why a due job runs. onstart discards a finished run's kept files
+  (rir/finished.py) when its training runs for anything but its missing files: forced, or changed.
 - `workflow.is_main_process` and `workflow.touch`: whether this is the Snakemake the user started (not one
   running a job of a cluster group) and whether it only touches outputs.
 """
@@ -73,6 +75,22 @@ def due_wildcards(workflow, rule: str, wildcard: str) -> set[str]:
         return {job.wildcards[wildcard] for job in workflow.dag.needrun_jobs() if job.rule.name == rule}
     except (AttributeError, TypeError, KeyError) as err:
         raise _changed("dag.needrun_jobs()", f"find the {rule} jobs due before the first job", err) from err
+
+
+def due_for_more_than_missing_output(workflow, rule: str, wildcard: str) -> set[str]:
+    """The values of `wildcard` in the due jobs of `rule` that run for another reason than missing output
+    files alone: forced (`--forcerun`, `-F`), a changed input, parameter or code, an input made again."""
+    def more(reason) -> bool:
+        return bool(reason.forced or reason.is_provenance_triggered() or reason.updated_input
+                    or reason.updated_input_run)
+
+    try:
+        dag = workflow.dag
+        return {job.wildcards[wildcard] for job in dag.needrun_jobs()
+                if job.rule.name == rule and more(dag.reason(job))}
+    except (AttributeError, TypeError, KeyError) as err:
+        raise _changed("dag.reason(job)", f"tell a forced or changed {rule} job from one whose files are "
+                       "missing", err) from err
 
 
 def rules_in_dag(workflow) -> set[str]:

@@ -132,9 +132,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     fault = _fault_injection(out_dir)
     if cfg.model not in list_models():
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
+    arrays = load_arrays(cfg.data_root, cfg.dataset)
+    refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
     code = code_digest("train")
     if keep_finished and (kept := finished.kept_record(state_dir, RUN_FILES)) is not None:
-        reason = _changed(kept, cfg, code, source="the kept files' record")
+        reason = _kept_for_another_run(kept, cfg, code, arrays.provenance)
         if reason is None:
             finished.restore(out_dir, state_dir, RUN_FILES)
             print(f"restored from {finished.finished_dir(state_dir)}: this run finished before (its job "
@@ -142,8 +144,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
             return json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
         finished.discard(state_dir)
         print(f"the kept files of a finished run are not this run's: {reason}; discarded", flush=True)
-    arrays = load_arrays(cfg.data_root, cfg.dataset)
-    refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
     train_images, train_labels = arrays.train_images, arrays.train_labels
     eval_images, eval_labels = arrays.test_images, arrays.test_labels
     if cfg.holdout:
@@ -269,7 +269,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     # files may be kept, for the retry of the cluster job that trained it (rir.finished); files kept by an
     # earlier run are superseded.
     if keep_finished:
-        finished.keep(out_dir, state_dir, RUN_FILES, {"config": cfg.to_dict(), "code": code})
+        try:
+            finished.keep(out_dir, state_dir, RUN_FILES,
+                          {"config": cfg.to_dict(), "code": code, "data": arrays.provenance})
+        except OSError as err:  # the run is done all the same: only its job's retry would train it again
+            finished.discard(state_dir)
+            print(f"warning: could not keep the finished run's files ({err}); a retry of its job would "
+                  "train it again", flush=True)
     else:
         finished.discard(state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -294,20 +300,34 @@ def _not_resumable(saved: dict, cfg: TrainConfig, code: str) -> str | None:
     return None
 
 
-def _changed(saved: dict, cfg: TrainConfig, code: str, source: str = "the checkpoint") -> str | None:
+def _changed(saved: dict, cfg: TrainConfig, code: str, source: str = "the checkpoint",
+             exempt: tuple[str, ...] = TrainConfig.RESUMABLE_CHANGES) -> str | None:
     """Why what a checkpoint (or a finished run's kept files, rir.finished) records is not this run as
-    configured now, with this training code; None when it is. `TrainConfig.RESUMABLE_CHANGES` (where the data
-    lie, the device, compilation, threads) cannot change the numbers and do not count."""
+    configured now, with this training code; None when it is. The `exempt` keys do not count: for a resume,
+    `TrainConfig.RESUMABLE_CHANGES` (where the data lie, the device, compilation, threads), which cannot
+    change the numbers."""
     current = cfg.to_dict()
     old = saved.get("config", {})
     differing = sorted(k for k in set(old) | set(current)
-                       if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != current.get(k))
+                       if k not in exempt and old.get(k) != current.get(k))
     if differing:
         k = differing[0]
         return f"the configuration changed ({k}: {old.get(k)!r} in {source}, {current.get(k)!r} now)"
     if saved.get("code") != code:
         return f"the training code changed since {source} was written"
     return None
+
+
+def _kept_for_another_run(kept: dict, cfg: TrainConfig, code: str, data: dict) -> str | None:
+    """Why a finished run's kept files (rir.finished) are not this run's, or None when they are: stricter than
+    a resume, since nothing of them is trained again. The configuration, every key but where the data lie and
+    the CPU threads (the device too: a CPU-trained run is not a CUDA run's result); the training code; and
+    the data themselves (their kind and source md5, `CifarArrays.provenance`: synthetic data drawn anew, or
+    an unofficial copy replaced by the official tarball, are other data at the same path)."""
+    reason = _changed(kept, cfg, code, source="the kept files' record", exempt=("data_root", "threads"))
+    if reason is None and kept.get("data") != data:
+        reason = f"the data changed ({kept.get('data')} in the kept files' record, {data} now)"
+    return reason
 
 
 def _set_aside(state_dir: Path) -> str:

@@ -31,7 +31,7 @@ from rir.config import expand_runs, load_params
 from rir.finished import finished_dir, keep
 from rir.recipe import TrainConfig
 from rir.stages import RUN_FILES, code_digest
-from rir.train import _changed
+from rir.train import _kept_for_another_run
 
 pytestmark = pytest.mark.slow
 GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@localhost")
@@ -161,13 +161,18 @@ def test_a_forced_rerun_trains_from_the_first_step_to_the_same_accuracy_in_both_
     assert "epoch 1/2" in proc.stdout and "resuming" not in proc.stdout, proc.stdout[-3000:]
     assert json.loads(metrics.read_text())["test_accuracy"] == first["test_accuracy"]
     metrics.write_text(json.dumps({**first, "test_accuracy": -1.0}))  # a stale number a rerun must replace
-    # The run's files kept for a cluster job's retry (rir/finished.py), as an invocation that ended without
-    # its handlers leaves them: Snakemake releases them when it starts, so the forced rerun trains.
+    # The run's files kept for a cluster job's retry (rir/finished.py), its own files gone, as a job that
+    # failed for good after training leaves them: a forced rerun discards them when Snakemake starts, and
+    # trains (a restore would bring back the stale number).
     state = repo / f"results/smoke/state/{run}"
     config = json.loads((metrics.parent / "config.json").read_text())
-    record = {"config": config, "code": code_digest("train")}
+    provenance = {key: first[key] for key in ("data", "data_md5", "synthetic")}  # CifarArrays.provenance
+    code = code_digest("train")
+    record = {"config": config, "code": code, "data": provenance}
+    assert _kept_for_another_run(record, TrainConfig.from_dict(config), code, provenance) is None
     keep(metrics.parent, state, RUN_FILES, record)
-    assert _changed(record, TrainConfig.from_dict(record["config"]), code_digest("train")) is None
+    for name in RUN_FILES:
+        (metrics.parent / name).unlink()
     sh(repo, sys.executable, "-m", "snakemake", "--cores", "1", "--config", "profile=smoke", "--forcerun",
        "train", "--", str(metrics.relative_to(repo)))
     log = (repo / f"logs/smoke/train/{run}.log").read_text()

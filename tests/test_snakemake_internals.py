@@ -29,8 +29,8 @@ PUBLIC = {"cores"}  # `workflow.cores`: Snakemake's documentation uses it (`thre
 # Every reader, called where the workflow calls it, printing what it returns.
 PROBE = """
 import sys
-from rir.snakemake_internals import (due_wildcards, has_resource_limit, local_box, main_process,
-                                     rules_in_dag, set_resource_limit, touching)
+from rir.snakemake_internals import (due_for_more_than_missing_output, due_wildcards, has_resource_limit,
+                                     local_box, main_process, rules_in_dag, set_resource_limit, touching)
 
 print("LOCAL_BOX", local_box(workflow))
 print("MAIN", main_process(workflow))
@@ -42,6 +42,7 @@ print("HAS_GPU_LIMIT", has_resource_limit(workflow, "gpu"))
 onstart:
     print("TOUCHING", touching(workflow))
     print("DUE", sorted(due_wildcards(workflow, "make", "name")))
+    print("MORE_THAN_MISSING", sorted(due_for_more_than_missing_output(workflow, "make", "name")))
 
 onsuccess:
     print("IN_DAG", sorted(rules_in_dag(workflow)))
@@ -69,7 +70,8 @@ def test_every_internal_reads_as_the_workflow_expects_on_this_snakemake(tmp_path
     version = snakemake.__version__
     seen = probe(tmp_path)
     expected = {"LOCAL_BOX": "True", "MAIN": "True", "HAD_GPU_LIMIT": "False", "HAS_GPU_LIMIT": "True",
-                "TOUCHING": "False", "DUE": "['a', 'b']", "IN_DAG": "['all', 'make']"}
+                "TOUCHING": "False", "DUE": "['a', 'b']", "MORE_THAN_MISSING": "[]",
+                "IN_DAG": "['all', 'make']"}
     for key, value in expected.items():
         assert seen.get(key) == value, f"Snakemake {version}: {key} reads {seen.get(key)!r}, not {value!r}"
     # The limit set by the Snakefile is the one the scheduler keeps: one `gpu=1` job at a time on 2 cores.
@@ -80,6 +82,9 @@ def test_every_internal_reads_as_the_workflow_expects_on_this_snakemake(tmp_path
     (tmp_path / "a.txt").unlink()
     again = probe(tmp_path, "--resources", "gpu=2")
     assert again["HAD_GPU_LIMIT"] == "True" and again["DUE"] == "['a']", f"Snakemake {version}: {again}"
+    assert again["MORE_THAN_MISSING"] == "[]", f"Snakemake {version}: {again}"  # a.txt is only missing
+    forced = probe(tmp_path, "--forcerun", "make", "--", "b.txt")
+    assert forced["DUE"] == forced["MORE_THAN_MISSING"] == "['b']", f"Snakemake {version}: {forced}"
     assert probe(tmp_path, "--touch", "--forceall")["TOUCHING"] == "True", f"Snakemake {version}"
 
 
@@ -88,6 +93,7 @@ def test_every_internal_reads_as_the_workflow_expects_on_this_snakemake(tmp_path
     ("has_resource_limit", ("gpu",), "workflow.global_resources"),
     ("set_resource_limit", ("gpu", 1), "workflow.global_resources"),
     ("due_wildcards", ("train", "run"), "workflow.dag.needrun_jobs()"),
+    ("due_for_more_than_missing_output", ("train", "run"), "workflow.dag.reason(job)"),
     ("rules_in_dag", (), "workflow.dag.jobs"),
     ("main_process", (), "workflow.is_main_process"),
     ("touching", (), "workflow.touch"),

@@ -260,12 +260,13 @@ def test_a_checkpoint_of_other_training_code_is_not_resumed(data_root, reference
 
 @pytest.mark.slow
 def test_a_kept_finished_run_comes_back_without_training_only_to_the_same_run(data_root, reference_run,
-                                                                              tmp_path):
+                                                                              synthetic_data, tmp_path):
     """--keep-finished (rir.finished): a finished run's files are kept as hard links; once a cluster job's
     later step failed and Snakemake deleted them, the same run, as configured, with the same code, restores
     them without a step (a step would meet the KILL@1 fault); another configuration discards them and trains;
     a run without the flag never restores and discards what was kept when it ends."""
     run, kept = tmp_path / "run", tmp_path / "run" / "state.finished"
+    other_data = synthetic_data("cifar10", N_TRAIN, N_TEST, 1)
     first = train_tiny(data_root, run, None, "--keep-finished")
     assert first.returncode == 0, first.stderr
     assert_same_run(reference_run, run)
@@ -278,6 +279,15 @@ def test_a_kept_finished_run_comes_back_without_training_only_to_the_same_run(da
     assert restored.returncode == 0, restored.stderr
     assert f"restored from {kept}" in restored.stdout and "epoch " not in restored.stdout, restored.stdout
     assert {name: (run / name).read_bytes() for name in RUN_FILES} == files
+    # Other data at the same configuration (synthetic data drawn with another seed): discarded, and the run
+    # trains, meeting the fault at its first step.
+    for name in RUN_FILES:
+        (run / name).unlink()
+    other = train_tiny(other_data, run, "KILL@1", "--keep-finished")
+    assert other.returncode == -9 and "not this run's: the data changed" in other.stdout, other.stdout
+    assert not kept.exists()
+    shutil.rmtree(run / "state", ignore_errors=True)
+    assert train_tiny(data_root, run, None, "--keep-finished").returncode == 0
     # Another configuration: the kept files are not its own; they are discarded and the run trains.
     for name in RUN_FILES:
         (run / name).unlink()

@@ -8,10 +8,11 @@ from rir.config import read_yaml
 from rir.dvcgen import PLOTS_DIR, config_path, evaluation_path, metrics_path, write_config_files
 from rir.stages import RUN_FILES, code_files
 from rir.errors import UserError
-from rir.finished import release
+from rir.finished import discard, release
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
 # Snakemake internals, each read through rir.snakemake_internals (one clear line if a release changes one).
-from rir.snakemake_internals import due_wildcards, has_resource_limit, local_box, main_process
+from rir.snakemake_internals import due_for_more_than_missing_output, due_wildcards, has_resource_limit
+from rir.snakemake_internals import local_box, main_process
 from rir.snakemake_internals import set_resource_limit, touching
 from rir.timelimits import cluster_settings, data_sizes, rule_minutes
 from rir.timelimits import warning as cluster_warning
@@ -111,21 +112,27 @@ def state_dir(metrics):
     return os.path.join(os.path.dirname(os.path.dirname(run_folder)), "state", os.path.basename(run_folder))
 
 
+def run_state(run_id):
+    return state_dir(f"{run_dir(run_id)}/metrics.json")
+
+
 def release_finished():
     """Delete the kept files of every run whose own files are all in place (rir/finished.py): they are kept
     only for the retry of a run's cluster job that failed after its training finished. Called where Snakemake
-    was started, when it starts (after an earlier invocation that ended without its handlers, a forced rerun
-    must train, not restore) and when it ends, however it ends (the Snakefile's onsuccess and onerror)."""
+    was started, when it ends after running jobs, however it ends (the Snakefile's onsuccess and onerror)."""
     for run_id in ALL_RUNS:
-        folder = run_dir(run_id)
-        release(state_dir(f"{folder}/metrics.json"), folder, RUN_FILES)
+        release(run_state(run_id), run_dir(run_id), RUN_FILES)
 
 
 onstart:
-    # Kept files of runs that are all in place are of no use, and must not stand in for a forced rerun.
+    # A training due for more than its missing files (forced: `--forcerun`, `-F`; a changed input, parameter
+    # or code) trains from the first step: a finished run's kept files, left by a job that failed for good or
+    # an invocation that ended without its handlers, are discarded before any job. A retry of a failed job
+    # within this invocation still restores (onstart runs once).
     try:
         if main_process(workflow):
-            release_finished()
+            for run_id in due_for_more_than_missing_output(workflow, "train", "run"):
+                discard(run_state(run_id))
     except UserError as err:
         refuse(err)
     # Refuse at once, before any job, rather than at the first run: runs on real CIFAR data would train on
