@@ -180,14 +180,16 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
 # The smoke runs' nets are tiny: at the shipped margin every limit would be the floor. This margin makes the
 # estimate itself show in the limits, so a wide and a base run must differ as their FLOPs do.
 PRICED = {"card": "A100", "margin": 1000000, "startup_minutes": 1, "floor_minutes": 1}
-# A planted fault on PATH, before the real `rir`: the first ablation of one run fails, as a bug or a node lost
-# while ablating would fail it, after the run's training finished in the same job.
+# A planted fault on PATH, before the real `rir`: the first `times` ablations of one run fail, as a bug or a
+# node lost while ablating would fail them, after the run's training finished in the same job.
 FAILING_ABLATION = """#!/bin/sh
-if [ "$1" = ablate ] && [ "${{2##*/}}" = "{run}" ] && [ ! -e "{flag}" ]; then
-    : > "{flag}"; echo "planted failure of the ablation of {run}" >&2; exit 1
+if [ "$1" = ablate ] && [ "${{2##*/}}" = "{run}" ] && [ "$(cat "{count}" 2>/dev/null | wc -l)" -lt {times} ]
+then
+    echo failed >> "{count}"; echo "planted failure of the ablation of {run}" >&2; exit 1
 fi
 exec "{python}" -m rir "$@"
 """
+ATTEMPTS = 3  # the profile's `retries: 2`
 
 
 def slurm_jobs_of(workdir: Path) -> dict[str, dict]:
@@ -208,8 +210,9 @@ def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninter
     profile would take minutes more and prove nothing more. Each run is one SLURM job that trains, evaluates
     and (Figure 3's runs) ablates on its one GPU, under the time limit its estimate on the named card gives;
     the data and report rules are the Snakefile's localrules (compute nodes often have no network). One run's
-    ablation fails once: Snakemake deletes that job's outputs, the finished training's too, and its retry
-    restores the run from its kept files (rir/finished.py) instead of training it again."""
+    ablation fails on every attempt: Snakemake deletes that job's outputs, the finished training's too, and
+    each retry restores the run from its kept files (rir/finished.py) instead of training it again; the
+    workflow fails, keeping them, and the next `snakemake` (the ablation fixed) restores the run once more."""
     from rir.config import expand_runs, load_params, resolve_profile
     from rir.timelimits import cluster_settings, data_sizes, rule_minutes
 
@@ -219,46 +222,61 @@ def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninter
     runs = expand_runs(params, "smoke")
     failing = "resnet_init_18__cifar10__s0"
     assert runs[failing].ablate
-    shim = tmp_path / "planted" / "rir"
+    shim, count = tmp_path / "planted" / "rir", tmp_path / "planted" / "failures"
     shim.parent.mkdir()
-    shim.write_text(FAILING_ABLATION.format(run=failing, flag=tmp_path / "planted" / "failed",
-                                            python=sys.executable))
+    shim.write_text(FAILING_ABLATION.format(run=failing, count=count, times=ATTEMPTS, python=sys.executable))
     shim.chmod(0o755)
     cluster = "cluster={" + ", ".join(f"{k}: {v}" for k, v in PRICED.items()) + "}"
     # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
-    proc = run_snakemake(tmp_path, "--config", "profile=smoke", cluster, "--slurm-keep-successful-logs",
-                         env={**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"})
+    args = ("--config", "profile=smoke", cluster, "--slurm-keep-successful-logs")
+    shimmed = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    first = run_snakemake(tmp_path, *args, env=shimmed)
+    log = first.stdout + first.stderr
+    assert first.returncode != 0 and count.read_text().count("failed") == ATTEMPTS, log[-8000:]
+    # The failed run: its files deleted, its kept files left for the next invocation; every other run's
+    # released when Snakemake ended (onerror).
+    state = tmp_path / "results/smoke/state"
+    assert not (tmp_path / "results/smoke/runs" / failing / "model.pt").exists()
+    assert [p.name for p in state.glob("*.finished")] == [f"{failing}.finished"], log[-8000:]
+    last_attempt = (tmp_path / "logs/smoke/train" / f"{failing}.log").read_text()
+    assert "restored from" in last_attempt and "epoch " not in last_attempt, last_attempt
+    # The next invocation: the ablation passes now, and the run comes back from its kept files.
+    proc = run_snakemake(tmp_path, *args, env=shimmed)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-8000:]
-    assert (tmp_path / "planted" / "failed").exists(), log[-8000:]  # the planted fault did strike
     assert (tmp_path / "reports" / "smoke" / "index.html").is_file()
     assert "SLURM run ID" in log and "no GPU card named" not in log
     trained = {p.parent.name for p in (tmp_path / "results" / "smoke" / "runs").glob("*/metrics.json")}
     assert trained == set(runs)
+    retried = (tmp_path / "logs/smoke/train" / f"{failing}.log").read_text()
+    assert "restored from" in retried and "epoch " not in retried, retried
+    assert not list(state.glob("*.finished"))  # released once its job succeeded
     # One SLURM job per run, which ran every rule of that run and nothing else, on one GPU; the failing run's
-    # job, twice.
+    # job, once per attempt in the first invocation and once in the second.
     jobs = slurm_jobs_of(tmp_path)
     per_run = {run: sorted((job for job, info in jobs.items() if run in info["rules"].values()), key=int)
                for run in runs}
-    assert {run: len(ids) for run, ids in per_run.items()} == {run: 1 + (run == failing) for run in runs}, \
-        {job: info["rules"] for job, info in jobs.items()}
+    expected_jobs = {run: 1 + ATTEMPTS * (run == failing) for run in runs}
+    assert {run: len(ids) for run, ids in per_run.items()} == expected_jobs, {
+        job: info["rules"] for job, info in jobs.items()}
     settings, sizes = cluster_settings({"cluster": PRICED}), data_sizes(resolve_profile(params, "smoke"))
     limits = {}
     for run, ids in per_run.items():
         expected_rules = {"train", "evaluate"} | ({"ablate"} if runs[run].ablate else set())
-        for attempt, job in enumerate(ids, start=1):
+        attempts = [*range(1, ATTEMPTS + 1), 1] if run == failing else [1]
+        for attempt, job in zip(attempts, ids, strict=True):
             info = jobs[job]
-            if attempt < len(ids):  # the failed job: trained, and stopped at the failing ablation
+            if job != ids[-1]:  # a failed job: trained or restored, and stopped at the failing ablation
                 assert {"train", "ablate"} <= set(info["rules"]) <= expected_rules, (job, info["rules"])
             else:
                 assert info["rules"] == dict.fromkeys(expected_rules, run), (job, info["rules"])
             assert info["record"]["TresPerJob"] == "gres:gpu:1", (job, info["record"])
             # SLURM's TimeLimit (minutes here: all under a day) is the sum of the run's rules' runtimes, the
-            # training's doubled on the retry.
+            # training's doubled on the first retry, tripled on the second.
             hours, minutes, _ = info["record"]["TimeLimit"].split(":")
-            limits[run, attempt] = 60 * int(hours) + int(minutes)
-            assert limits[run, attempt] == sum(rule_minutes(rule, runs[run], sizes, settings, attempt)
-                                               for rule in expected_rules), (job, info["record"])
+            limits[run, job] = 60 * int(hours) + int(minutes)
+            assert limits[run, job] == sum(rule_minutes(rule, runs[run], sizes, settings, attempt)
+                                           for rule in expected_rules), (job, attempt, info["record"])
     # The cap of one GPU is per job, not per cluster (`gpu` scoped local): runs' jobs ran side by side on the
     # two stand-in GPUs.
     spans = [tuple(datetime.fromisoformat(info["record"][key]) for key in ("StartTime", "EndTime"))
@@ -266,12 +284,8 @@ def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninter
     assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:]), spans
     # As the estimate says: the wide net's FLOPs per image are ~9x the base net's (neither is ablated).
     wide, base = "rir_18_wide__cifar10__s0", "resnet_18__cifar10__s0"
-    assert not runs[wide].ablate and not runs[base].ablate and limits[wide, 1] > 4 * limits[base, 1], limits
-    # The failing run's retry restored its training (its log, rewritten by the retry, trained no epoch), and
-    # the kept files were released once its job succeeded.
-    retried = (tmp_path / "logs/smoke/train" / f"{failing}.log").read_text()
-    assert "restored from" in retried and "epoch " not in retried, retried
-    assert not list((tmp_path / "results/smoke/state").glob("*.finished"))
+    (wide_limit,), (base_limit,) = ([v for (r, _), v in limits.items() if r == run] for run in (wide, base))
+    assert not runs[wide].ablate and not runs[base].ablate and wide_limit > 4 * base_limit, limits
     # The run trained in its group job is the run trained on this machine without SLURM, byte for byte.
     assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
     for run in runs:
