@@ -8,10 +8,10 @@ resumable state (DESIGN.md), so without this the retry would train the run again
 three times for a step that fails every time, and the last failure would leave no trained run at all.
 
 What. With `rir train --keep-finished`, a run that ends also links its files (hard links: no second copy on
-disk) into `<state>.finished/`, beside its state folder, with the configuration and the training code's
-digest that made them. A later `rir train --keep-finished` of the same run, configured the same
-(rir.train._changed) and with the same training code, links them back instead of training: the same bytes,
-at once. Anything else discards them.
+disk) into `<state>.finished/`, beside its state folder, with the configuration, the training code's digest
+and the data that made them. A later `rir train --keep-finished` of the same run, configured the same, with
+the same training code and data (rir.train._kept_for_another_run), links them back instead of training: the
+same bytes, at once. Anything else discards them.
 
 When. The Snakefile releases (deletes) the kept files of every run whose files are all in place when
 Snakemake ends after running jobs, however it ends (common.smk, `release_finished`), and, when it starts,
@@ -20,7 +20,7 @@ discards those of every run whose training is due for more than its missing file
 next invocation after its job failed for good, restores a run; a rerun the user asks for trains from the
 first step, as DESIGN.md says. Deleting a run's files by hand is not asking for a rerun here: its kept files,
 if any, come back (delete `<state>.finished/` too, or use --forcerun). A restore also needs the same data
-(their kind and source md5) and the same configuration, device included (rir.train._kept_for_another_run).
+(their kind and source md5) and the same configuration, device included.
 DVC's stages and a lone `rir train` keep nothing: DVC never deletes a finished stage's outputs when a later
 one fails.
 
@@ -38,13 +38,19 @@ from pathlib import Path
 
 from rir.io import atomic_write_json
 
-RECORD = "finished.json"  # {"config": TrainConfig.to_dict(), "code": rir.stages.code_digest("train")}
+# {"config": TrainConfig.to_dict(), "code": rir.stages.code_digest("train"), "data": CifarArrays.provenance}
+RECORD = "finished.json"
 
 
 def finished_dir(state_dir: str | os.PathLike) -> Path:
     """Where a run's kept files live: `<state>.finished`, beside (never inside) its resumable state."""
     state_dir = Path(state_dir)
     return state_dir.with_name(state_dir.name + ".finished")
+
+
+def _building(kept: Path) -> Path:
+    """Where keep() assembles a run's kept files before renaming them into place."""
+    return kept.with_name(kept.name + ".tmp")
 
 
 def _link(source: Path, target: Path) -> None:
@@ -63,7 +69,7 @@ def keep(out_dir: str | os.PathLike, state_dir: str | os.PathLike, files: tuple[
          record: dict) -> Path:
     """Keep the run's `files` of `out_dir` with `record` (what made them); replaces whatever was kept."""
     kept = finished_dir(state_dir)
-    building = kept.with_name(kept.name + ".tmp")
+    building = _building(kept)
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     for name in files:
@@ -100,7 +106,7 @@ def restore(out_dir: str | os.PathLike, state_dir: str | os.PathLike, files: tup
 def discard(state_dir: str | os.PathLike) -> bool:
     """Delete the run's kept files, if any; True when there were some."""
     kept = finished_dir(state_dir)
-    shutil.rmtree(kept.with_name(kept.name + ".tmp"), ignore_errors=True)
+    shutil.rmtree(_building(kept), ignore_errors=True)
     if not kept.exists():
         return False
     shutil.rmtree(kept, ignore_errors=True)

@@ -110,7 +110,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted.
 
     keep_finished: a run that ends keeps its files for the retry of its cluster job, and a run whose files
-    were kept, by this configuration and code, is restored from them instead of trained (rir.finished).
+    were kept, by this configuration, code and data, is restored from them instead of trained (rir.finished).
     """
     from rir import finished
     from rir.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint

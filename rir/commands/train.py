@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-finished", action="store_true",
                         help="keep a finished run's files (hard links beside the state dir) for the retry"
                              " of a cluster job whose later step failed; a run whose files were kept, by the"
-                             " same configuration and code, is restored instead of trained (rir.finished)")
+                             " same configuration, code and data, is restored instead of trained"
+                             " (rir.finished)")
     parser.add_argument("--allow-diverged", action="store_true",
                         help="exit 0 when the loss diverges (the run is recorded with status diverged)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
