@@ -298,3 +298,14 @@ def zero_stream(layer: nn.Module, stream: str, reading: str = "write") -> Iterat
         with torch.no_grad():
             for (tensor, index), values in zip(targets, saved, strict=True):
                 tensor[index] = values
+
+
+# Shared by the model files (rir/models/): one definition of a channel count and of sigma.
+def scaled(channels: int, width_scale: float) -> int:
+    """`channels * width_scale` rounded, at least 2 so that each of two streams keeps a channel."""
+    return max(2, round(channels * width_scale))
+
+
+def conv_bn(conv: nn.Module, channels: int, relu: bool = True) -> nn.Sequential:
+    """A convolution and sigma (BatchNorm, then ReLU); no conv bias, as BatchNorm follows."""
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), *([nn.ReLU(inplace=True)] if relu else []))

@@ -33,8 +33,6 @@ from rir.model_options import (
     list_models,
     model_defaults,
 )
-from rir.models.all_cnn import AllCNNC
-from rir.models.resnet import EighteenLayerNet, scaled
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
 
@@ -47,108 +45,6 @@ def register_model(fn):
     _REGISTRY[fn.__name__] = (fn, MODEL_OPTIONS[fn.__name__])
     return fn
 
-
-def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
-        outer_shortcut="both", sum_relu="none", stride_at="first", head="conv"):
-    return EighteenLayerNet(num_classes, scaled(width, width_scale), tuple(blocks), layers_per_block,
-                            resnet_init, shortcut, outer_shortcut, sum_relu, stride_at, head, width_scale)
-
-
-@register_model
-def cnn_18(num_classes, **o):
-    """Table 3: the standard CNN (every layer a plain conv, no shortcut)."""
-    return _18(num_classes, resnet_init=False, **o)
-
-
-@register_model
-def resnet_init_18(num_classes, **o):
-    """Table 3: the CNN with every conv a ResNet Init layer (stacked generalized residual blocks)."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def resnet_18(num_classes, **o):
-    """Table 3: ResNet with 2-layer residual blocks (He et al.)."""
-    return _18(num_classes, resnet_init=False, **o)
-
-
-@register_model
-def rir_18(num_classes, **o):
-    """Table 3: ResNet in ResNet, ResNet whose convs are ResNet Init layers (Figure 1d)."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def cnn_18_wide(num_classes, **o):
-    """Tables 1-2: the wide CNN (96, 192, 384)."""
-    return _18(num_classes, resnet_init=False, **o)
-
-
-@register_model
-def resnet_init_18_wide(num_classes, **o):
-    """Tables 1-2: the wide ResNet Init net."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def resnet_18_wide(num_classes, **o):
-    """Tables 1-2: the wide ResNet."""
-    return _18(num_classes, resnet_init=False, **o)
-
-
-@register_model
-def rir_18_wide(num_classes, **o):
-    """Tables 1-2: "18-layer + wide RiR", 94.99 % / 77.10 % in the paper (FACTS.md)."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def all_cnn_c(num_classes, dropout, width_scale):
-    """Table 5: ALL-CNN-C with standard initialization."""
-    return AllCNNC(num_classes, False, dropout, width_scale)
-
-
-@register_model
-def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
-    """Table 5: ALL-CNN-C with ResNet Init."""
-    return AllCNNC(num_classes, True, dropout, width_scale)
-
-
-# The readings of RiR that are not one of the paper's models (rir.model_options.READINGS: where each comes
-# from). Their options carry the differences; the factories only say which kind of net each one is.
-@register_model
-def rir_18_wide_residual(num_classes, **o):
-    """The wide RiR with its outer shortcut into the residual stream only (outer_shortcut="residual")."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def rir_18_wide_identity(num_classes, **o):
-    """The wide RiR with identity shortcuts everywhere (shortcut="identity"): 9,469,930 parameters."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def resnet_18_wide_he(num_classes, **o):
-    """The wide ResNet with He et al.'s ReLU after the addition (sum_relu="after")."""
-    return _18(num_classes, resnet_init=False, **o)
-
-
-@register_model
-def rir_18_wide_nutszebra(num_classes, **o):
-    """nutszebra/resnet_in_resnet's RiR: r-only identity outer shortcut after the last ReLU, stride 2 in a
-    block's last layer, BatchNorm and ReLU on the class maps."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def rir_18_wide_weiaicunzai(num_classes, **o):
-    """weiaicunzai/pytorch-cifar100's RiR: generalized blocks without an outer shortcut, an MLP head."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-if list(_REGISTRY) != list(MODEL_OPTIONS):  # a name in one and not the other, or another order
-    raise RuntimeError(f"rir.models registers {list(_REGISTRY)}; rir.model_options has {list(MODEL_OPTIONS)}")
 
 __all__ = ["BASE_WIDTH", "BLOCKS_18", "WIDE_WIDTH", "create_model", "depth", "list_models", "model_defaults",
            "model_summary", "register_model"]
@@ -237,3 +133,19 @@ def model_summary(name: str, num_classes: int = 10, **overrides) -> dict:
         model(torch.zeros(1, 3, 32, 32, device="meta"))
     return {"params": sum(p.numel() for p in model.parameters()),
             "flops_per_image": counter.get_total_flops(), "depth": depth(model)}
+
+
+def _discover() -> None:
+    """Import every model file of this package, which registers its models (`@register_model`). Found here,
+    not imported by name, so a model file is nobody else's code (rir.stages: its runs alone depend on it)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    if set(_REGISTRY) != set(MODEL_OPTIONS):  # a name in one and not the other
+        raise RuntimeError(f"rir.models registers {sorted(_REGISTRY)}; rir.model_options has "
+                           f"{sorted(MODEL_OPTIONS)}")
+
+
+_discover()

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rir.layers import ResNetInitConv2d
-from rir.models.resnet import conv_bn, scaled
+from rir.layers import ResNetInitConv2d, conv_bn, scaled
+from rir.models import register_model
 
 # (out_channels, kernel_size, stride, padding) of the layers before the classifier.
 LAYOUT = ((96, 3, 1, 1), (96, 3, 1, 1), (96, 3, 2, 1), (192, 3, 1, 1), (192, 3, 1, 1), (192, 3, 2, 1),
@@ -48,3 +48,15 @@ class AllCNNC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x)).mean(dim=(2, 3))
+
+
+@register_model
+def all_cnn_c(num_classes, dropout, width_scale):
+    """Table 5: ALL-CNN-C with standard initialization."""
+    return AllCNNC(num_classes, False, dropout, width_scale)
+
+
+@register_model
+def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
+    """Table 5: ALL-CNN-C with ResNet Init."""
+    return AllCNNC(num_classes, True, dropout, width_scale)

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rir.layers import ResNetInitConv2d
+from rir.layers import ResNetInitConv2d, conv_bn, scaled
+from rir.models import register_model
 
 
 class ZeroPadShortcut(nn.Module):
@@ -71,16 +72,6 @@ class ResidualBlock(nn.Module):
         else:
             out = torch.cat([out[:, :s.shape[1]] + s, out[:, s.shape[1]:]], dim=1)
         return F.relu(out) if self.relu_after else out
-
-
-def scaled(channels: int, width_scale: float) -> int:
-    """`channels * width_scale` rounded, at least 2 so that each of two streams keeps a channel."""
-    return max(2, round(channels * width_scale))
-
-
-def conv_bn(conv: nn.Module, channels: int, relu: bool = True) -> nn.Sequential:
-    """A convolution and sigma (BatchNorm, then ReLU); no conv bias, as BatchNorm follows."""
-    return nn.Sequential(conv, nn.BatchNorm2d(channels), *([nn.ReLU(inplace=True)] if relu else []))
 
 
 def _conv(n_in: int, n_out: int, stride: int, resnet_init: bool) -> nn.Module:
@@ -164,3 +155,91 @@ class EighteenLayerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.classifier(self.body(self.stem(x)))
         return out.mean(dim=(2, 3)) if out.dim() == 4 else out
+
+
+# The registered models of this file (rir.models.register_model; their options: rir.model_options).
+def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
+        outer_shortcut="both", sum_relu="none", stride_at="first", head="conv"):
+    return EighteenLayerNet(num_classes, scaled(width, width_scale), tuple(blocks), layers_per_block,
+                            resnet_init, shortcut, outer_shortcut, sum_relu, stride_at, head, width_scale)
+
+
+@register_model
+def cnn_18(num_classes, **o):
+    """Table 3: the standard CNN (every layer a plain conv, no shortcut)."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model
+def resnet_init_18(num_classes, **o):
+    """Table 3: the CNN with every conv a ResNet Init layer (stacked generalized residual blocks)."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def resnet_18(num_classes, **o):
+    """Table 3: ResNet with 2-layer residual blocks (He et al.)."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model
+def rir_18(num_classes, **o):
+    """Table 3: ResNet in ResNet, ResNet whose convs are ResNet Init layers (Figure 1d)."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def cnn_18_wide(num_classes, **o):
+    """Tables 1-2: the wide CNN (96, 192, 384)."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model
+def resnet_init_18_wide(num_classes, **o):
+    """Tables 1-2: the wide ResNet Init net."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def resnet_18_wide(num_classes, **o):
+    """Tables 1-2: the wide ResNet."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model
+def rir_18_wide(num_classes, **o):
+    """Tables 1-2: "18-layer + wide RiR", 94.99 % / 77.10 % in the paper (FACTS.md)."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+# The readings of RiR that are not one of the paper's models (rir.model_options.READINGS: where each comes
+# from). Their options carry the differences; the factories only say which kind of net each one is.
+@register_model
+def rir_18_wide_residual(num_classes, **o):
+    """The wide RiR with its outer shortcut into the residual stream only (outer_shortcut="residual")."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def rir_18_wide_identity(num_classes, **o):
+    """The wide RiR with identity shortcuts everywhere (shortcut="identity"): 9,469,930 parameters."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def resnet_18_wide_he(num_classes, **o):
+    """The wide ResNet with He et al.'s ReLU after the addition (sum_relu="after")."""
+    return _18(num_classes, resnet_init=False, **o)
+
+
+@register_model
+def rir_18_wide_nutszebra(num_classes, **o):
+    """nutszebra/resnet_in_resnet's RiR: r-only identity outer shortcut after the last ReLU, stride 2 in a
+    block's last layer, BatchNorm and ReLU on the class maps."""
+    return _18(num_classes, resnet_init=True, **o)
+
+
+@register_model
+def rir_18_wide_weiaicunzai(num_classes, **o):
+    """weiaicunzai/pytorch-cifar100's RiR: generalized blocks without an outer shortcut, an MLP head."""
+    return _18(num_classes, resnet_init=True, **o)
