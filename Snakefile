@@ -1,43 +1,33 @@
 # The reproduction of "Resnet in Resnet" (arXiv:1603.08029) as one DAG:
 # fetch -> prepare -> train (one job per run) -> evaluate -> ablate -> tables -> figures -> report.
 # Every rule is a thin call of a `rir` command; all logic lives in the `rir` package. The runs come from
-# params.yaml through rir.config.expand_runs, the same expansion `rir dvc` writes into dvc.yaml.
+# params.yaml through rir.config.expand_runs.
 #   snakemake --cores all                          the paper profile (real CIFAR; a GPU box)
 #   snakemake --cores all --config profile=smoke   synthetic data, tiny nets: the whole DAG on a laptop
-import os
-import shutil
+# A run trains again exactly when what it is changes (its stamp, rir.stages): the profiles set Snakemake's
+# rerun triggers to file times alone, and every input of a training is `ancient`, so files that DVC or git
+# put back never retrain a run (docs/workflow.md).
 import sys
 
 from snakemake.utils import min_version
 
-from rir.config import read_yaml, validate_params
-from rir.dvcgen import stage_address
+from rir.config import validate_params
 from rir.errors import UserError
-from rir.snakemake_internals import rules_in_dag
 
-# pyproject.toml admits the Snakemake releases the tests ran (rir.snakemake_internals.TESTED).
-min_version("9.27.1")
+min_version("9.0.1")  # pyproject.toml admits every 9.x from this one, the oldest tested
 
 
 configfile: "params.yaml"
 
 
 # The same schema check as `rir` (workflow/schemas/params.schema.json), with rir's one-line message and exit
-# code 2: snakemake.utils.validate printed the whole schema (dozens of lines) around the key at fault. The
-# `cluster` settings are not params.yaml's (workflow/profiles/slurm/cluster.yaml): rir.timelimits checks them.
+# code 2. The `cluster` settings are not params.yaml's (workflow/profiles/slurm/cluster.yaml): rir.timelimits
+# checks them.
 try:
     validate_params({key: value for key, value in config.items() if key != "cluster"}, source="params.yaml")
 except UserError as err:
     print(f"snakemake: error: {err}", file=sys.stderr)
     sys.exit(2)
-
-
-# `gpu` is counted per submitted job, not across all of them, under a cluster executor: each group job (one
-# run: train, evaluate, ablate, grouped by workflow/profiles/slurm) gets at most the profile's `resources:
-# gpu=1`, and Snakemake runs its evaluation and ablation one after the other on that GPU instead of asking for
-# two. On a box (Snakemake's own executor) every scope is counted globally, as before: the GPU slots.
-resource_scopes:
-    gpu="local",
 
 
 include: "workflow/rules/common.smk"
@@ -59,10 +49,15 @@ localrules:
     report,
 
 
+# Each target asks for its runs' stamps too: a stamp file that is missing (the run changed) is then made, and
+# the training that depends on it runs again. Snakemake does not remake a missing file that no target asks
+# for while the files after it exist, so a target that names a run's files alone takes them as they are.
 rule all:
     default_target: True
     input:
         f"{REPORTS}/index.html",
+        f"{RESULTS}/metrics.json",
+        [stamp(run_id) for run_id in RUNS],
 
 
 rule gridsearch:
@@ -70,6 +65,7 @@ rule gridsearch:
     # ranked into results/<profile>/gridsearch/ (rule gridsearch_summary); the report then shows it.
     input:
         GRIDSEARCH_SUMMARY,
+        [stamp(run_id) for run_id in GRIDSEARCH_RUNS],
 
 
 rule readings:
@@ -77,32 +73,11 @@ rule readings:
     # summarized into results/<profile>/readings/ (rule readings_summary); the report then shows the table.
     input:
         READINGS_SUMMARY,
+        [stamp(run_id) for run_id in READINGS_RUNS],
 
 
 onsuccess:
-    # Record what Snakemake made in DVC's lock and cache, so `dvc repro` finds nothing to redo (DESIGN.md: a
-    # run finished by one tool is not redone by the other), and so that dvc.lock records what ran: only the
-    # targets whose whole DAG this invocation covered (the report; the grid search's and the readings'
-    # summaries), since then every job upstream is up to date by Snakemake's rules, which declare the same
-    # code, data and configuration as DVC's stages. `rir dvc` first writes DVC's pipelines and the runs'
-    # configurations from params.yaml as it is (the guard stage's work), so the commit stamps the
-    # configuration that trained. --no-relink: relinking rewrites the outputs, and their new mtimes would
-    # make Snakemake rerun jobs. Skipped outside a DVC repo. Snakemake runs this only when a job ran.
-    release_finished()  # the runs' kept files (common.smk): all in place now
-    try:
-        in_dag = rules_in_dag(workflow)
-    except UserError as err:
-        refuse(err)
-    on_file = read_yaml("params.yaml", "params file")  # DVC's top dvc.yaml is the profile it names
-    stages = [stage_address(on_file, PROFILE, stage, family)
-              for rule, stage, family in (("report", "report", None), ("gridsearch_summary", "gridsearch",
-                                          "gridsearch"), ("readings_summary", "readings", "readings"))
-              if rule in in_dag]
-    if os.path.isdir(".dvc") and shutil.which("dvc") and stages:
-        shell(f"rir dvc > /dev/null && dvc commit --force --quiet --no-relink --with-deps {' '.join(stages)}"
-              " || echo 'warning: dvc commit failed'")
-
-
-onerror:
-    # A failed run keeps its files for the next invocation; the others' are released (common.smk).
-    release_finished()
+    # DVC records what Snakemake made (rir.dvcgen.record): the profile's stage is committed when its target,
+    # the report, is up to date, so `dvc status` is clean and `dvc repro` runs nothing. Skipped outside a
+    # DVC repository.
+    shell(f"rir dvc --record {PROFILE} || echo 'warning: DVC did not record the results (rir dvc --record)'")

@@ -49,10 +49,6 @@ class RunSpec:
             "model_overrides": dict(self.model_overrides),
         }
 
-    def fingerprint(self) -> str:
-        """The resolved configuration as canonical JSON: Snakemake reruns a job when it changes."""
-        return json.dumps(self.train_options(), sort_keys=True, separators=(",", ":"))
-
 
 def read_yaml(path: str | Path, what: str) -> Any:
     """A YAML file read with the safe loader (no Python object tags); UserError names a missing file or the
@@ -114,6 +110,15 @@ def resolve_profile(params: dict[str, Any], profile: str | None = None) -> dict[
     base = {k: v for k, v in params.items() if k != "profiles"}
     resolved = deep_merge(base, profiles[name])
     resolved["profile"] = name
+    only = resolved.pop("only", None)  # the families the profile keeps, default and optional alike
+    if only is not None:
+        known = set(resolved.get("families", {})) | set(resolved.get("optional_families", {}))
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise UserError(f"profiles.{name}.only: no family {unknown[0]!r} in params.yaml "
+                            f"(families: {', '.join(sorted(known))})")
+        for group in ("families", "optional_families"):
+            resolved[group] = {f: spec for f, spec in resolved.get(group, {}).items() if f in only}
     return resolved
 
 
@@ -151,7 +156,8 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
         # A setting equal to the default names the same run as no setting: Figure 4's 2-layer blocks are
         # Table 3's nets, trained once.
         family_recipe = {k: v for k, v in family_recipe.items() if _canonical(recipe.get(k)) != _canonical(v)}
-        for model, dataset, seed in itertools.product(family["models"], family["datasets"], family["seeds"]):
+        datasets, seeds = _every(name, family, resolved, "datasets"), _every(name, family, resolved, "seeds")
+        for model, dataset, seed in itertools.product(family["models"], datasets, seeds):
             defaults = known_defaults(model)
             model_point = {k: v for k, v in point.items() if k not in recipe_keys
                            and (k not in defaults or _canonical(defaults[k]) != _canonical(v))}
@@ -169,6 +175,16 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
                 )
             )
     return runs
+
+
+def _every(name: str, family: dict[str, Any], resolved: dict[str, Any], key: str) -> list:
+    """A family's `seeds` or `datasets`: its own, else the profile's (params.yaml's top level, or the
+    profile's own key over it)."""
+    values = family.get(key, resolved.get(key))
+    if values is None:
+        raise UserError(f"families.{name}: no {key}: give the family its {key}, or params.yaml a top-level "
+                        f"`{key}:` for every family")
+    return values
 
 
 def expand_runs(
@@ -196,6 +212,17 @@ def expand_runs(
             else:
                 runs[run.run_id] = run
     return runs
+
+
+def data_settings(resolved: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What a profile's dataset is, from its resolved params: real CIFAR, or synthetic with its sizes and
+    seed (the synth rule's arguments). Part of every run's stamp (rir.stages)."""
+    settings = {"dataset": dataset, "data": resolved.get("data", "real")}
+    if settings["data"] == "synthetic":
+        syn = resolved.get("synthetic", {})
+        settings.update(n_train=syn.get("n_train", 512), n_test=syn.get("n_test", 256),
+                        seed=syn.get("seed", 0))
+    return settings
 
 
 def datasets_of(runs: dict[str, RunSpec]) -> list[str]:

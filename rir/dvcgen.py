@@ -1,374 +1,87 @@
-"""DVC's pipelines, generated from params.yaml: the runs, `rir` commands and files of Snakemake.
+"""DVC's side of the workflow: one stage per profile, which runs Snakemake; DVC versions what it made.
 
-Why this shape (DESIGN.md, "Reruns tell the truth"; DEVELOPING.md, "Reruns"):
-- **One pipeline file per target.** `dvc.yaml` at the top holds the default target of the profile params.yaml
-  selects (`profile:`, the paper's), so a bare `dvc repro` runs what a bare `snakemake --cores all` runs.
-  Every other profile's default target is `workflow/dvc/<profile>/dvc.yaml` (`dvc repro
-  workflow/dvc/smoke/dvc.yaml`), and each optional family of a profile `workflow/dvc/<profile>/<family>/
-  dvc.yaml`: it runs only when named. Each file iterates with DVC's own `foreach` over the run list beside
-  it (`runs.yaml`), so it stays short: one template per kind of per-run work.
-- **A guard stage follows params.yaml itself.** The stage `configs` of the top file depends on every key of
-  params.yaml (so `dvc exp show` and `dvc params diff` show them as columns) and on the code that expands
-  it. Its command, `rir dvc --stage`, writes each run's resolved configuration to
-  `results/<profile>/configs/<run_id>.json` (and each dataset's data settings, and which runs each family
-  holds), and every stage depends on the files it reads there. DVC checks a stage's dependencies when it
-  reaches the stage, after the guard has run, so an edit of params.yaml reruns exactly the runs whose
-  resolved configuration changed, in the same `dvc repro`, whichever key was edited. An edit that adds or
-  removes runs changes the stages themselves, which DVC resolved before anything ran: the guard then
-  rewrites the pipeline files and stops the repro before any other stage, with one line saying to run it
-  again (every stage depends on the guard, so none runs first).
-- **DVC's views.** Each evaluated run writes four numbers to `results/metrics/<profile>/<run_id>.json` and
-  the figures stage copies its PNGs to `results/plots/<profile>/`; the top file's `metrics:` and `plots:`
-  name those two folders. They are views, deliberately not stage outputs: DVC lists every output declared
-  under a metrics or plots folder, made or not, as a row of dashes with a "failed to load" warning, and a
-  workspace that ran one profile would show one for every run of the others. So `dvc metrics show` has one
-  row per finished run, and nothing for runs never made. `rir dvc` (also the guard, and Snakemake's
-  onsuccess) writes them again from the runs' outputs, which is what a `dvc pull` restores. The provenance
-  stays in the run folder (metrics.json, env.json).
-- **Aggregates depend on folders, not on long lists.** The tables stage depends on the profile's folder of
-  evaluations (`results/<profile>/evaluations/`, `rir evaluate --out`) and of ablations (DVC connects a folder
-  dependency to every stage writing into it); an optional family's summary lists its runs' metrics.json in
-  its own small file. DVC cannot interpolate a list into `deps` (treeverse/dvc#8171, #7151), so no
-  dependency list is templated.
+Snakemake is the one orchestrator: it alone decides which runs train (each run's stamp, rir.stages), on a box
+or on a cluster. DVC versions, shares and compares what it made. Each profile is one DVC stage (`rir dvc`
+writes them from params.yaml's profiles),
 
-`rir dvc` writes all of it; `rir dvc --check` (run by the tests) fails while a committed file is stale.
+    cmd:     rir dvc --restore <profile> && snakemake --cores all --config profile=<profile>
+    deps:    the workflow and the rir package, and params.yaml as params: a change DVC sees makes it run
+             Snakemake, which retrains only the runs whose stamp changed (a comment retrains nothing, in
+             either tool; an edit of another profile retrains nothing of this one)
+    metrics: results/<profile>/metrics.json, each run's test accuracy, kept in git (`cache: false`), so
+             `dvc exp show` and `dvc metrics diff` read it for every experiment
+
+`dvc exp show` lists every key of params.yaml whatever the stages declare (it is DVC's default params file),
+so params.yaml stays lean: a family takes the top-level `seeds` and `datasets` unless it names its own, and
+a profile keeps families with `only`. With the smoke profile's 21 runs the table has 98 columns.
+    plots:   the report's figures
+
+and no cached outputs: the folders Snakemake made are tracked by `dvc add` (data/<profile>.dvc,
+reports/<profile>.dvc, results/<profile>/<folder>.dvc), which `record` runs when Snakemake ends. So:
+- a profile that never ran here has no tracked data, and `dvc checkout`, `dvc pull` and `dvc exp apply`
+  have nothing to say about it (a stage output that never existed makes each of them fail);
+- the run list is not in any pipeline, so an edit of params.yaml that adds runs changes no stage: `dvc exp run
+  -S ...`, `--temp` and `--queue` take it up like any other edit;
+- inside `dvc repro` and `dvc exp run`, Snakemake's own end adds the folders, and DVC commits them with the
+  experiment; `restore` first brings back the profile's folders that are missing from the workspace (DVC
+  fills a `--temp` or `--queue` experiment's copy with its pipeline's dependencies only, and these are not
+  the stage's dependencies), so Snakemake there trains what is new, not everything;
+- after a `snakemake` of the user's, `record` also commits the stage to dvc.lock once the profile's report
+  is up to date, so `dvc status` is clean and `dvc repro` runs nothing.
+The file of the profile params.yaml names (`profile:`) is the top dvc.yaml, so a bare `dvc repro` is
+`snakemake --cores all`; every other profile's is workflow/dvc/<profile>/dvc.yaml.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from rir.config import expand_runs, resolve_profile
-from rir.stages import CODE, RUN_FILES, copy_plots, metrics_view
+import yaml
 
-DVC_DIR = "workflow/dvc"  # the pipelines other than the top dvc.yaml
-METRICS_DIR = "results/metrics"  # results/metrics/<profile>/<run_id>.json: what `dvc metrics show` lists
-PLOTS_DIR = "results/plots"  # results/plots/<profile>/*.png: what `dvc plots show` draws
-GUARD = "configs"  # the top file's guard stage
-EVALUATIONS = "evaluations"  # results/<profile>/evaluations/<run_id>.json (rir.report.collect.EVALUATIONS)
-HEADER = ("# GENERATED by `rir dvc` from params.yaml: do not edit. `dvc repro` regenerates it when\n"
-          "# params.yaml adds or removes runs (and asks to be run again); rir/dvcgen.py says why.\n")
-
-# --- Where things are ------------------------------------------------------------------------------------
+DVC_DIR = "workflow/dvc"  # the pipelines of the profiles other than params.yaml's `profile:`
+HEADER = "# GENERATED by `rir dvc` from params.yaml's profiles: do not edit (rir/dvcgen.py says why).\n"
+CODE = ["Snakefile", "workflow/rules", "rir"]  # what the stage runs
+UNTRACKED = ("state",)  # results/<profile>/state: resumable training state, a run's scratch space
 
 
 def default_profile(params: dict[str, Any]) -> str:
     return params.get("profile", "paper")
 
 
-def pipeline_dir(params: dict[str, Any], profile: str, family: str | None = None) -> str:
-    """The folder of a pipeline file: "" for the top dvc.yaml."""
-    if family:
-        return f"{DVC_DIR}/{profile}/{family}"
-    return "" if profile == default_profile(params) else f"{DVC_DIR}/{profile}"
+def pipeline_file(params: dict[str, Any], profile: str) -> str:
+    """dvc.yaml for params.yaml's profile, workflow/dvc/<profile>/dvc.yaml for the others."""
+    return "dvc.yaml" if profile == default_profile(params) else f"{DVC_DIR}/{profile}/dvc.yaml"
 
 
-def stage_address(params: dict[str, Any], profile: str, stage: str, family: str | None = None) -> str:
-    """How DVC names a stage on its command line: `report`, `workflow/dvc/smoke/dvc.yaml:report`."""
-    folder = pipeline_dir(params, profile, family)
-    return f"{folder}/dvc.yaml:{stage}" if folder else stage
+def stage_address(params: dict[str, Any], profile: str) -> str:
+    """How DVC names a profile's stage on its command line: `paper`, `workflow/dvc/smoke/dvc.yaml:smoke`."""
+    path = pipeline_file(params, profile)
+    return profile if path == "dvc.yaml" else f"{path}:{profile}"
 
 
-def config_path(profile: str, name: str) -> str:
-    """A file the guard writes: results/<profile>/configs/<name>.json."""
-    return f"results/{profile}/configs/{name}.json"
-
-
-def metrics_path(profile: str, run_id: str) -> str:
-    return f"{METRICS_DIR}/{profile}/{run_id}.json"
-
-
-def evaluation_path(profile: str, run_id: str) -> str:
-    return f"results/{profile}/{EVALUATIONS}/{run_id}.json"
-
-
-def write_config_files(params: dict[str, Any], root: str | Path) -> list[str]:
-    """Write the files of `config_files` that differ on disk (an unchanged file keeps its modification time,
-    which Snakemake compares); returns those written. `rir dvc` (DVC's guard) and the Snakefile, when it is
-    parsed, both call it, so that either tool sees an edit of params.yaml in the files its runs depend on,
-    whichever tool made the runs (Snakemake's own record of a job's params exists only for jobs it ran)."""
-    from rir.io import atomic_write_text
-
-    written = []
-    for name, text in config_files(params).items():
-        out = Path(root) / name
-        if not out.is_file() or out.read_text(encoding="utf-8") != text:
-            atomic_write_text(out, text)
-            written.append(name)
-    return written
-
-
-def refresh_views(params: dict[str, Any], root: str | Path) -> None:
-    """Write DVC's views of what exists (METRICS_DIR, PLOTS_DIR) from the runs' files and the figures, for
-    every profile: after a `dvc pull`, which restores outputs only, and views are not outputs (see above)."""
-    from rir.io import atomic_write_json
-
-    root = Path(root)
-    for profile in params["profiles"]:
-        for run_id in expand_runs(params, profile):
-            try:
-                evaluation = json.loads((root / evaluation_path(profile, run_id)).read_text(encoding="utf-8"))
-                trained = json.loads((root / f"results/{profile}/runs/{run_id}/metrics.json").read_text(
-                    encoding="utf-8"))
-                view = metrics_view(evaluation, trained)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                continue  # not evaluated (yet), or unreadable: the report names it, the view leaves it out
-            target = root / metrics_path(profile, run_id)
-            if not target.is_file() or json.loads(target.read_text(encoding="utf-8")) != view:
-                atomic_write_json(target, view)
-        figures = root / f"reports/{profile}/figures"
-        if figures.is_dir():
-            copy_plots(figures, root / PLOTS_DIR / profile)
-
-
-# --- What the guard writes -------------------------------------------------------------------------------
-
-
-def _data_settings(resolved: dict[str, Any], dataset: str) -> dict[str, Any]:
-    settings = {"dataset": dataset, "data": resolved.get("data", "real")}
-    if settings["data"] == "synthetic":
-        syn = resolved.get("synthetic", {})
-        settings.update(n_train=syn.get("n_train", 512), n_test=syn.get("n_test", 256),
-                        seed=syn.get("seed", 0))
-    return settings
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=1, sort_keys=True) + "\n"
-
-
-def config_files(params: dict[str, Any]) -> dict[str, str]:
-    """Every file the guard writes, path -> text: per profile, each run's resolved configuration (default
-    and optional runs), each dataset's data settings, and the runs of each family (what the tables read)."""
-    files = {}
-    for profile in params["profiles"]:
-        resolved = resolve_profile(params, profile)
-        runs, extra = expand_runs(params, profile), expand_runs(params, profile, optional=True)
-        every = {**extra, **runs}
-        for run_id, run in every.items():
-            files[config_path(profile, run_id)] = _json(run.train_options())
-        for dataset in sorted({r.dataset for r in every.values()}):
-            files[config_path(profile, f"data-{dataset}")] = _json(_data_settings(resolved, dataset))
-        families: dict[str, list[str]] = {}
-        for group in (runs, extra):
-            for run_id, run in group.items():
-                for family in run.families:
-                    families.setdefault(family, []).append(run_id)
-        files[config_path(profile, "families")] = _json({
-            "families": families, "ablated": sorted(r for r, run in runs.items() if run.ablate)})
-    return files
-
-
-# --- The pipeline files ----------------------------------------------------------------------------------
-
-
-def _block(items: list[str], indent: int) -> str:
-    return "".join(f"{' ' * indent}- {item}\n" for item in items)
-
-
-def _wdir(folder: str, indent: int) -> str:
-    if not folder:
-        return ""
-    return f"{' ' * indent}wdir: {os.path.relpath('.', folder)}\n"
-
-
-def _prepared(profile: str, dataset: str) -> list[str]:
-    return [f"data/{profile}/{dataset}/{name}" for name in ("manifest.json", "prepared.npz")]
-
-
-def _foreach(items: dict[str, str] | list[str], anchor: str | None = None, alias: str | None = None) -> str:
-    """A `foreach` over items written in the pipeline file itself (`run_id: dataset` a line, or a list):
-    readable, and not a params file, whose every value `dvc exp show` would make a column."""
-    if alias:
-        return f"    foreach: *{alias}\n"
-    head = f"    foreach:{f' &{anchor}' if anchor else ''}\n"
-    if isinstance(items, dict):
-        return head + "".join(f"      {key}: {value}\n" for key, value in items.items())
-    return head + "".join(f"    - {item}\n" for item in items)
-
-
-def _train_template(profile: str, folder: str, runs: dict[str, str], anchor: str | None = None) -> str:
-    run = f"results/{profile}/runs/${{key}}"
-    return f"""\
-  train:  # run id: dataset; resumable state stays outside the outputs (results/{profile}/state/)
-{_foreach(runs, anchor=anchor)}\
-    do:
-{_wdir(folder, 6)}\
-      cmd: rir train --params params.yaml --profile {profile} --run ${{key}}
-        --data-root data/{profile} --out {run}
-        --state-dir results/{profile}/state/${{key}} --allow-diverged
-      deps:
-      - {config_path(profile, "${key}")}
-{_block(_prepared(profile, "${item}") + CODE["train"], 6)}\
-      outs:
-{_block([f"{run}/{name}" for name in RUN_FILES], 6)}\
-"""
-
-
-def _default_pipeline(params: dict[str, Any], profile: str) -> str:
-    """A profile's default target: data, training, evaluation, the ablation, tables, figures, report."""
-    folder = pipeline_dir(params, profile)
-    resolved = resolve_profile(params, profile)
-    synthetic = resolved.get("data") == "synthetic"
-    runs = expand_runs(params, profile)
-    results, reports = f"results/{profile}", f"reports/{profile}"
-    w6, w4 = _wdir(folder, 6), _wdir(folder, 4)
-    data_dep = config_path(profile, "data-${item}")
-    text = HEADER + "stages:\n"
-    datasets = sorted({r.dataset for r in runs.values()})
-    by_run = {r: spec.dataset for r, spec in runs.items()}
-    if not folder:
-        guard_outs = "".join(f"    - results/{p}/configs:\n        cache: false\n        persist: true\n"
-                             for p in params["profiles"])
-        text += f"""\
-  {GUARD}:  # the guard: every key of params.yaml; writes each run's resolved configuration (configs/)
-    cmd: rir dvc --stage
-    deps:
-{_block(CODE["configs"], 4)}\
-    params:
-    - params.yaml:
-    outs:  # rewritten only where a run's configuration changed (persist), never relinked (no cache)
-{guard_outs}\
-"""
-    if synthetic:
-        syn = _data_settings(resolved, datasets[0]) if datasets else {}
-        text += f"""\
-  synth:  # a synthetic tarball in the official CIFAR layout, with its md5 sidecar
-{_foreach(datasets)}\
-    do:
-{w6}\
-      cmd: rir synth --dataset ${{item}} --out data/{profile}/synthetic/${{item}}.tar.gz
-        --n-train {syn.get("n_train")} --n-test {syn.get("n_test")} --seed {syn.get("seed")}
-      deps:
-      - {data_dep}
-{_block(CODE["synth"], 6)}\
-      outs:
-      - data/{profile}/synthetic/${{item}}.tar.gz
-      - data/{profile}/synthetic/${{item}}.tar.gz.md5
-  fetch:  # verify the synthetic tarball's md5, unpack safely, prepare the arrays
-{_foreach(datasets)}\
-    do:
-{w6}\
-      cmd: rir fetch --dataset ${{item}} --root data/{profile}
-        --from data/{profile}/synthetic/${{item}}.tar.gz
-      deps:
-      - {data_dep}
-      - data/{profile}/synthetic/${{item}}.tar.gz
-{_block(CODE["fetch"], 6)}\
-      outs:
-{_block(_prepared(profile, "${item}"), 6)}\
-"""
-    else:
-        text += f"""\
-  fetch:  # real CIFAR: download, verify the md5, unpack safely, prepare the arrays
-{_foreach(datasets)}\
-    do:
-{w6}\
-      cmd: rir fetch --dataset ${{item}} --root data/{profile}
-      deps:
-      - {data_dep}
-{_block(CODE["fetch"], 6)}\
-      outs:
-{_block(_prepared(profile, "${item}"), 6)}\
-"""
-    run = f"{results}/runs/${{key}}"
-    text += _train_template(profile, folder, by_run, anchor="runs") + f"""\
-  evaluate:  # test accuracy recomputed from model.pt; four numbers for `dvc metrics show`
-{_foreach(by_run, alias="runs")}\
-    do:
-{w6}\
-      cmd: rir evaluate {run} --data-root data/{profile}
-        --out {evaluation_path(profile, "${key}")} --metrics-out {metrics_path(profile, "${key}")}
-      deps:
-{_block(_prepared(profile, "${item}") + [f"{run}/model.pt", f"{run}/metrics.json"]
-        + CODE["evaluate"], 6)}\
-      outs:  # and the view {metrics_path(profile, "${key}")}, deliberately not an output (see above)
-      - {evaluation_path(profile, "${key}")}
-"""
-    ablated = [r for r, spec in runs.items() if spec.ablate]
-    if ablated:
-        text += f"""\
-  ablate:  # Figure 3: each stream's learned connections zeroed, one ResNet Init layer at a time
-{_foreach({r: by_run[r] for r in ablated})}\
-    do:
-{w6}\
-      cmd: rir ablate {run} --data-root data/{profile} --out {results}/ablation/${{key}}.csv
-      deps:
-{_block(_prepared(profile, "${item}") + [f"{run}/model.pt"] + CODE["ablate"], 6)}\
-      outs:
-      - {results}/ablation/${{key}}.csv
-"""
-    cmd = f"rir report {{}} --params params.yaml --profile {profile}"
-    families = config_path(profile, "families")
-    tables_deps = [families, f"{results}/{EVALUATIONS}", *([f"{results}/ablation"] if ablated else [])]
-    text += f"""\
-  tables:  # every table, from the runs the evaluate and ablate stages finished (their folders)
-{w4}\
-    cmd: {cmd.format("tables")}
-    deps:
-{_block(tables_deps + CODE["report"], 4)}\
-    outs:
-    - {results}/tables
-  figures:  # the figures, also copied to {PLOTS_DIR}/{profile}/ for `dvc plots show`
-{w4}\
-    cmd: {cmd.format("figures")} --plots {PLOTS_DIR}/{profile}
-    deps:
-{_block([families, f"{results}/tables"] + CODE["report"], 4)}\
-    outs:  # and the view {PLOTS_DIR}/{profile}, deliberately not an output (see above)
-    - {reports}/figures
-  report:  # one self-contained HTML page
-{w4}\
-    cmd: {cmd.format("html")}
-    deps:
-{_block([families, f"{results}/tables", f"{reports}/figures"] + CODE["report"], 4)}\
-    outs:
-    - {reports}/index.html
-"""
-    if not folder:
-        text += f"metrics:\n- {METRICS_DIR}\nplots:\n- {PLOTS_DIR}\n"
-    return text
-
-
-def _optional_pipeline(params: dict[str, Any], profile: str, family: str) -> str | None:
-    """An optional family of a profile: its runs that the default target does not train, and its summary."""
-    runs = expand_runs(params, profile, optional=True, family=family)
-    if not runs:
-        return None
-    folder = pipeline_dir(params, profile, family)
-    default = expand_runs(params, profile)
-    summarized = [f"results/{profile}/runs/{r}/metrics.json" for r in runs]
-    text = HEADER + "stages:\n"
-    own = {r: spec.dataset for r, spec in runs.items() if r not in default}
-    if own:
-        text += _train_template(profile, folder, own)
-    text += f"""\
-  {family}:  # the summary (the report shows it once it exists)
-{_wdir(folder, 4)}\
-    cmd: rir report {family} --params params.yaml --profile {profile}
-    deps:
-    - {config_path(profile, "families")}
-{_block(summarized + CODE["report"], 4)}\
-    outs:
-    - results/{profile}/{family}
-"""
-    return text
+def pipeline(params: dict[str, Any], profile: str) -> dict[str, Any]:
+    """A profile's pipeline as data: one stage, and its figures as plots."""
+    folder = os.path.dirname(pipeline_file(params, profile))
+    up = os.path.relpath(".", folder) if folder else ""
+    stage: dict[str, Any] = {"wdir": up} if folder else {}
+    stage.update({
+        "cmd": f"rir dvc --restore {profile} && snakemake --cores all --config profile={profile}",
+        "deps": CODE,
+        "params": [{"params.yaml": None}],  # every key: DVC shows them all in any case
+        # persist: DVC would delete it before running Snakemake, which remakes only what is out of date
+        "metrics": [{f"results/{profile}/metrics.json": {"cache": False, "persist": True}}],
+    })
+    return {"stages": {profile: stage}, "plots": [os.path.join(up, f"reports/{profile}/figures")]}
 
 
 def pipeline_files(params: dict[str, Any]) -> dict[str, str]:
-    """Every pipeline file `rir dvc` writes, path -> text: the top dvc.yaml, the other profiles' and the
-    optional families' dvc.yaml."""
-    files = {}
-    for profile in params["profiles"]:
-        folder = pipeline_dir(params, profile)
-        files[f"{folder}/dvc.yaml" if folder else "dvc.yaml"] = _default_pipeline(params, profile)
-        for family in resolve_profile(params, profile).get("optional_families", {}):
-            text = _optional_pipeline(params, profile, family)
-            if text is not None:
-                files[f"{pipeline_dir(params, profile, family)}/dvc.yaml"] = text
-    return files
+    """Every pipeline file `rir dvc` writes, path -> text."""
+    return {pipeline_file(params, p): HEADER + yaml.safe_dump(pipeline(params, p), sort_keys=False)
+            for p in params["profiles"]}
 
 
 def stale_pipeline_files(params: dict[str, Any], root: str | Path) -> tuple[dict[str, str], list[str]]:
@@ -378,7 +91,69 @@ def stale_pipeline_files(params: dict[str, Any], root: str | Path) -> tuple[dict
     wanted = pipeline_files(params)
     stale = {name: text for name, text in wanted.items()
              if not (root / name).is_file() or (root / name).read_text(encoding="utf-8") != text}
-    orphans = sorted(p.relative_to(root).as_posix() for p in (root / DVC_DIR).rglob("*")
-                     if p.name == "dvc.yaml" and p.relative_to(root).as_posix() not in wanted) \
-        if (root / DVC_DIR).is_dir() else []
+    orphans = sorted(p.relative_to(root).as_posix() for p in (root / DVC_DIR).rglob("dvc.yaml")
+                     if p.relative_to(root).as_posix() not in wanted) if (root / DVC_DIR).is_dir() else []
     return stale, orphans
+
+
+def tracked_folders(profile: str, root: str | Path = ".") -> list[str]:
+    """What `record` adds to DVC: the profile's data and report, and each folder of its results (not the
+    resumable state), those that exist."""
+    root = Path(root)
+    results = root / "results" / profile
+    folders = [f"data/{profile}", f"reports/{profile}"]
+    if results.is_dir():
+        folders += [f"results/{profile}/{p.name}" for p in sorted(results.iterdir())
+                    if p.is_dir() and p.name not in UNTRACKED]
+    return [f for f in folders if (root / f).is_dir()]
+
+
+def restore(profile: str, root: str | Path = ".") -> str:
+    """Check out, from DVC's cache, each tracked folder of the profile that is missing from the workspace (a
+    folder that is there is left as it is: it may hold work DVC has not recorded yet). Returns what was done,
+    in one line. Nothing outside a DVC repository."""
+    root = Path(root)
+    if not (root / ".dvc").is_dir() or shutil.which("dvc") is None:
+        return "no DVC repository here: nothing restored"
+    files = [f"data/{profile}.dvc", f"reports/{profile}.dvc", *(
+        p.relative_to(root).as_posix() for p in sorted((root / "results" / profile).glob("*.dvc")))]
+    missing = [f for f in files if (root / f).is_file() and not (root / f[:-len(".dvc")]).exists()]
+    if missing:
+        subprocess.run(["dvc", "checkout", "--quiet", "--allow-missing", *missing], cwd=root, check=True)
+    return f"restored {len(missing)} folders of the {profile} profile from DVC's cache"
+
+
+def record(params: dict[str, Any], profile: str, root: str | Path = ".") -> str:
+    """Version what Snakemake made of a profile: `dvc add` its folders (file links left as they are, so
+    Snakemake's file times stand), and outside a DVC stage, commit the profile's stage to dvc.lock when its
+    report is up to date. Returns what was done, in one line. Nothing outside a DVC repository."""
+    root = Path(root)
+    if not (root / ".dvc").is_dir() or shutil.which("dvc") is None:
+        return "no DVC repository here: nothing recorded"
+    folders = tracked_folders(profile, root)
+    if folders:
+        subprocess.run(["dvc", "add", "--quiet", "--no-relink", *folders], cwd=root, check=True)
+    if os.environ.get("DVC_STAGE"):  # inside `dvc repro` or `dvc exp run`: DVC records its own stage
+        return f"added {len(folders)} folders of the {profile} profile to DVC"
+    path = pipeline_file(params, profile)
+    if pipeline_files(params)[path] != _read(root / path):
+        return f"added {len(folders)} folders to DVC; {path} is stale: run `rir dvc`, then `dvc commit`"
+    if not report_up_to_date(profile, root):
+        return (f"added {len(folders)} folders to DVC; the {profile} report is not up to date, so dvc.lock "
+                "records the profile once it is")
+    subprocess.run(["dvc", "commit", "--force", "--quiet", stage_address(params, profile)], cwd=root,
+                   check=True)
+    return f"added {len(folders)} folders of the {profile} profile to DVC and recorded it in dvc.lock"
+
+
+def report_up_to_date(profile: str, root: str | Path = ".") -> bool:
+    """Whether Snakemake has nothing to do for the profile's default target: its `--summary` (documented:
+    one row per file, its plan in the last column) plans no update."""
+    proc = subprocess.run(["snakemake", "--summary", "--nolock", "--config", f"profile={profile}"],
+                          cwd=root, capture_output=True, text=True)
+    rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
+    return proc.returncode == 0 and len(rows) > 1 and all(row[-1] == "no update" for row in rows[1:])
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None

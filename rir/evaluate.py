@@ -7,7 +7,6 @@ batch normalization statistics" (Section 3): the model is put in eval mode. Accu
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import torch
@@ -15,7 +14,6 @@ import torch.nn.functional as F
 
 from rir.errors import UserError
 from rir.io import atomic_write_json
-from rir.stages import metrics_view
 
 
 @torch.no_grad()
@@ -80,9 +78,8 @@ def load_trained(run_dir: str | Path, data_root: str | None = None, device: str 
 
 
 def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str = "auto",
-                 out: str | Path | None = None, metrics_out: str | Path | None = None) -> dict:
-    """Recompute the test accuracy of a finished run and write it to `out` (default RUN_DIR/eval.json), and,
-    with `metrics_out`, METRICS_KEYS there: the recomputed accuracy, error and loss, and the wall time."""
+                 out: str | Path | None = None) -> dict:
+    """Recompute the test accuracy of a finished run and write it to `out` (default RUN_DIR/eval.json)."""
     from rir.device import autocast
 
     model, loader, cfg, arrays = load_trained(run_dir, data_root, device)
@@ -94,13 +91,4 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
         "test_images": len(arrays.test_labels), "device": str(loader.device),
     }
     atomic_write_json(Path(out) if out is not None else Path(run_dir) / "eval.json", result)
-    if metrics_out is not None:
-        source = Path(run_dir) / "metrics.json"
-        try:
-            trained = json.loads(source.read_text(encoding="utf-8"))
-            if not isinstance(trained, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as err:
-            raise UserError(f"{source}: cannot read the run's wall time for --metrics-out ({err})") from None
-        atomic_write_json(metrics_out, metrics_view(result, trained))
     return result

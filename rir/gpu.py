@@ -21,8 +21,8 @@ should use. So `rir train` (and `rir evaluate`, `rir ablate`) leases one itself,
   an inherited list keeps the order its indices were written in.
 - No GPU: no lease; `rir.device` decides whether the run may use the CPU.
 
-`gpu_slots()` is the same inventory's slot count: the Snakefile makes it the default `gpu` resource, so
-Snakemake starts no more GPU jobs than there are slots, and no job holds cores while it waits.
+`gpu_slots()` is the same inventory's slot count: the Snakefile gives each GPU job cores // slots threads,
+so Snakemake starts as many GPU jobs as there are slots, and no job holds cores while it waits.
 
 Test hooks, never set outside tests: RIR_FAKE_GPU_COUNT stands in for nvidia-smi's count of GPUs (the lease
 and the Snakefile's resource only: `present_gpu_count`, which rir.device uses to refuse a broken CUDA
@@ -172,20 +172,16 @@ def gpu_slots(runs_per_gpu: int | None = None) -> int:
     return len(devices) * (runs_per_gpu_default() if runs_per_gpu is None else runs_per_gpu)
 
 
-def gpu_job_threads(cores: int | None, gpu_slots: int, local: bool = True,
-                    recipe_threads: int | None = None) -> int:
-    """CPU threads of one GPU job in the workflow (train, evaluate, ablate), so cores never cap busy GPUs.
-
-    The data lives on the device, so 2 are plenty, and 1 where the slots would otherwise outnumber half
-    the cores (cores // slots). The recipe's `threads` wins; a job under a cluster executor gets 2 (its own
-    GPU); a box without GPUs trains on its cores, 4 per job."""
+def gpu_job_threads(cores: int | None, gpu_slots: int, recipe_threads: int | None = None) -> int:
+    """CPU threads of one GPU job in the workflow (train, evaluate, ablate): the recipe's `threads` if set;
+    else on a box with GPU slots cores // slots, so that Snakemake's core budget starts as many GPU jobs as
+    there are slots (the data live on the device: a job needs few threads); else (no GPU here: a CPU
+    profile, or a cluster's login node, whose jobs each get their own GPU) 4."""
     if recipe_threads:
         return recipe_threads
-    if not local:
-        return 2
     if not gpu_slots:
         return 4
-    return max(1, min(2, (cores or 2) // gpu_slots))
+    return max(1, (cores or 1) // gpu_slots)
 
 
 def cpu_refusal(real_data: bool, devices: set[str], gpu_slots: int) -> str | None:

@@ -11,9 +11,10 @@ mmap threshold (about 0.2 s of a smoke run on a CPU), which this process has lon
 
 A run = start-up + data + build + warm-up + finish + epochs x (steps x step + evaluation + checkpoint):
 - start-up: measured once, in a child process that does what every `rir train --run` process does besides
-  training (`_STARTUP`): the interpreter, the modules of rir.stages.CODE["train"] (a test holds that list to
-  what `rir train` imports), the grid's expansion, the code digest, the FLOP count of metrics.json (the first
-  in a process imports torch._dynamo: about a second), env.json's environment, CUDA's context, the exit;
+  training (`_STARTUP`): the interpreter, the modules of rir.stages.closure(ENTRY["train"]) (a test holds
+  them to what `rir train` imports), the grid's expansion, the run's code digest, the FLOP count of
+  metrics.json (the first in a process imports torch._dynamo: about a second), env.json's environment,
+  CUDA's context, the exit;
 - data: load_arrays modelled (the prepared file's bytes at the hash and copy rate measured here: no data set
   need exist yet) and the run's two DeviceLoaders over as many images as it has, measured once per size;
 - the rest, measured for each distinct config (model, overrides, batch, threads, math mode, memory format,
@@ -83,10 +84,9 @@ _STARTUP = """
 import argparse, importlib, json, sys, time
 import torch
 import rir.cli
-from rir.stages import code_digest, code_files
-for name in code_files("train"):
-    if name.endswith(".py"):
-        importlib.import_module(name[:-3].replace("/", ".").removesuffix(".__init__"))
+from rir.stages import ENTRY, closure, run_code_digest
+for name in closure(ENTRY["train"]):
+    importlib.import_module(name[:-3].replace("/", ".").removesuffix(".__init__"))
 from rir.commands.train import run_options
 from rir.env import environment
 from rir.models import model_summary
@@ -99,7 +99,7 @@ train_started = clock()
 if device.type == "cuda":
     torch.zeros(1, device=device)
     torch.cuda.synchronize(device)
-code_digest("train")
+run_code_digest(cfg.model)
 model_summary(cfg.model, 10, **cfg.model_overrides)
 train_ended = clock()
 environment(device, cfg.precision)

@@ -1,104 +1,212 @@
-"""What each kind of pipeline stage runs and writes, shared by the two workflows and `rir train`; no torch.
+"""What a run is and what it executes: the stamp that decides whether a run trains again; no torch.
 
-CODE: the rir files each kind of stage's command runs. DVC's stages depend on them (rir.dvcgen) and
-Snakemake's rules declare them as inputs (workflow/rules/common.smk), so a change to one reruns exactly the
-stages it can affect in both tools; `rir train` keeps their digest in every checkpoint and does not resume
-state that other code wrote (rir.train._not_resumable). METRICS_KEYS: the few numbers of a run that
-`dvc metrics show` lists (`rir evaluate --metrics-out`).
+A run trains again exactly when its *stamp* changes (DESIGN.md, "A run depends on the code it executes"):
+
+    {"config": its resolved configuration (params.yaml, as `rir train` reads it),
+     "model_options": its model's options, defaults filled in (rir.model_options),
+     "data": the settings of its data and the digest of the code that prepares them,
+     "code": the digest of every rir module the run executes}
+
+The code is read at module granularity through the imports, statically (no import, so no torch): the
+training entry points and every rir module they import, transitively, plus the module that registers the
+run's model (`@register_model` in rir/models/<file>.py) and what *it* imports. A model module is reached only
+through its own runs (or a model file that imports it): the registry (rir/models/__init__.py) finds the
+model files when it is imported, not through an import the walk could follow, so a change to one model file
+is a change of its runs alone, and a new model file is nobody's code. Each module counts by its syntax tree
+without docstrings, so a comment, a docstring or a blank line changes no digest.
+
+Some rir modules cannot change what a run computes, and no digest reads them (EXEMPT, with the reasons).
+
+The workflow names each run's stamp file after the stamp's digest (`results/<profile>/stamps/<run>.<digest>
+.json`, written by the Snakefile's `stamp` rule): a run whose stamp file is missing trains, one whose stamp
+file exists does not, whichever tool moved the files there (Snakemake, `dvc checkout`, `dvc exp apply`,
+`git checkout`), with no record of who ran what. `rir train` keeps the code digest in every checkpoint and
+resumes only state written by the same code (rir.train._not_resumable).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
-# The numbers of a run that `dvc metrics show` lists, one row per run (`rir evaluate --metrics-out`): a few,
-# so that the table stays readable; what the run was and how it ran (its provenance) is in metrics.json and
-# env.json.
-METRICS_KEYS = ("test_accuracy", "test_error", "test_loss", "wall_seconds")
-def metrics_view(evaluation: dict, trained: dict) -> dict:
-    """METRICS_KEYS of a run: its evaluation's accuracy, error and loss, and its training's wall time
-    (metrics.json). `rir evaluate --metrics-out` and `rir dvc` (after a pull) both write it."""
-    numbers = {**evaluation, "wall_seconds": trained.get("wall_seconds")}
-    return {key: numbers[key] for key in METRICS_KEYS}
-
-
-def copy_plots(figures: Path, plots: Path) -> int:
-    """The figures' PNGs copied atomically into `plots` (the plots view), where they differ; PNGs there that
-    the figures no longer hold are removed, so DVC shows what the figures stage drew and nothing older.
-    Returns how many PNGs the view holds. `rir report figures --plots` and `refresh_views` call it."""
-    from rir.io import atomic_write_bytes
-
-    drawn = {p.name: p.read_bytes() for p in figures.glob("*.png")}
-    plots.mkdir(parents=True, exist_ok=True)
-    for old in plots.glob("*.png"):
-        if old.name not in drawn:
-            old.unlink()
-    for name, data in sorted(drawn.items()):
-        target = plots / name
-        if not target.is_file() or target.read_bytes() != data:
-            atomic_write_bytes(target, data)
-    return len(drawn)
-
+from rir.errors import UserError
 
 RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")  # what `rir train` writes
-# The code each kind of stage runs (`configs`: DVC's guard stage, rir.dvcgen): a change to it reruns the
-# stage (DVC compares file hashes; Snakemake declares the same files as inputs). Every rir module a stage's
-# command imports is listed (tests/test_config.py traces the real commands), except those that cannot
-# change an output: the dispatch and the other commands' argument parsers (rir/cli.py, rir/commands/*), the
-# error type (rir/errors.py), atomic writing (rir/io.py), the provenance record of env.json (rir/env.py),
-# the GPU lease (rir/gpu.py) and these lists (rir/stages.py). rir/model_options.py holds the models'
-# defaults: a changed default changes a net without changing its run id, so every stage that builds a net
-# depends on it.
-_MODEL_CODE = ["rir/layers.py", "rir/model_options.py", "rir/models"]
-CODE = {
-    # rir/data.py: the command line imports it to build its parser, and the trace test sees it
-    "configs": ["rir/commands/dvc.py", "rir/dvcgen.py", "rir/config.py", "rir/model_options.py",
-                "rir/schemas/params.schema.json", "rir/data.py"],
-    "synth": ["rir/commands/synth.py", "rir/synthetic.py", "rir/data.py"],
-    "fetch": ["rir/commands/fetch.py", "rir/data.py"],
-    "train": [
-        "rir/commands/train.py", "rir/train.py", "rir/finished.py", "rir/device.py", "rir/recipe.py",
-        "rir/step.py", "rir/loader.py", "rir/checkpoint.py", "rir/evaluate.py", "rir/data.py",
-        "rir/config.py", *_MODEL_CODE,
-    ],
-    "evaluate": [
-        "rir/commands/evaluate.py", "rir/evaluate.py", "rir/device.py", "rir/recipe.py", "rir/loader.py",
-        "rir/data.py", *_MODEL_CODE,
-    ],
-    "ablate": [
-        "rir/commands/ablate.py", "rir/ablation.py", "rir/evaluate.py", "rir/device.py", "rir/recipe.py",
-        "rir/loader.py", "rir/data.py", *_MODEL_CODE,
-    ],
-    "report": [
-        "rir/commands/report.py", "rir/report", "rir/reference", "rir/config.py", "rir/recipe.py",
-        "rir/data.py", "rir/model_options.py",
-    ],
+_ROOT = Path(__file__).resolve().parent.parent  # where the paths below start (the clone, or site-packages)
+
+# The modules a kind of work starts from; the walk adds what they import.
+ENTRY = {
+    "train": ("rir/commands/train.py", "rir/train.py"),
+    "synth": ("rir/commands/synth.py", "rir/synthetic.py"),
+    "fetch": ("rir/commands/fetch.py", "rir/data.py"),
+    "evaluate": ("rir/commands/evaluate.py", "rir/evaluate.py"),
+    "ablate": ("rir/commands/ablate.py", "rir/ablation.py"),
+    "report": ("rir/commands/report.py", "rir/report/__init__.py"),
 }
-# Modules whose changes cannot change any stage's output (see above); the trace test allows them.
-CODE_EXEMPT = ("rir/__init__.py", "rir/__main__.py", "rir/cli.py", "rir/commands", "rir/errors.py",
-               "rir/io.py", "rir/env.py", "rir/gpu.py", "rir/stages.py")
-_ROOT = Path(__file__).resolve().parent.parent  # where CODE's paths start (the clone, or site-packages)
+# Modules that cannot change a number a run computes, so that no digest reads them:
+EXEMPT = frozenset({
+    "rir/__init__.py",  # the version string
+    "rir/cli.py",  # dispatch and argument parsing
+    "rir/errors.py",  # the error type and exit codes
+    "rir/io.py",  # atomic writes
+    "rir/env.py",  # the provenance record (env.json)
+    "rir/gpu.py",  # which GPU slot a run leases
+    "rir/stages.py",  # this module
+    "rir/config.py",  # params.yaml's expansion: its result is the stamp's "config"
+    "rir/model_options.py",  # the models' defaults: data, the stamp's "model_options"
+})
+MODELS_DIR = "rir/models"
+
+
+@functools.cache
+def _tree(path: str) -> ast.Module:
+    try:
+        return ast.parse((_ROOT / path).read_text(encoding="utf-8"), filename=path)
+    except SyntaxError as err:
+        raise UserError(f"{path}, line {err.lineno}: {err.msg}") from None
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.cache
+def module_digest(path: str) -> str:
+    """sha256 of a module's syntax tree without docstrings: comments, docstrings and layout do not count."""
+    tree = _without_docstrings(ast.parse((_ROOT / path).read_text(encoding="utf-8")))
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _module_file(name: str) -> str | None:
+    """rir/a/b.py or rir/a/b/__init__.py for the dotted name `rir.a.b`; None outside rir or when absent."""
+    if name != "rir" and not name.startswith("rir."):
+        return None
+    base = name.replace(".", "/")
+    for candidate in (f"{base}.py", f"{base}/__init__.py"):
+        if (_ROOT / candidate).is_file():
+            return candidate
+    return None
+
+
+@functools.cache
+def _imports(path: str) -> tuple[str, ...]:
+    """The rir modules a module imports anywhere in its body (lazy imports inside functions included)."""
+    found = []
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+            found += [f"{node.module}.{alias.name}" for alias in node.names]  # `from rir import train`
+    files = {_module_file(name) for name in found}
+    return tuple(sorted(f for f in files if f))
+
+
+def closure(entries: tuple[str, ...]) -> list[str]:
+    """Every rir module the entries import, transitively, themselves included, minus EXEMPT."""
+    seen: set[str] = set()
+    todo = list(entries)
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo += _imports(path)
+    return sorted(seen - EXEMPT)
+
+
+def _registered(tree: ast.Module) -> list[str]:
+    """The names a model file registers: functions decorated with `register_model` (bare or called)."""
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if getattr(target, "id", getattr(target, "attr", None)) == "register_model":
+                    names.append(node.name)
+    return names
+
+
+@functools.cache
+def model_files() -> dict[str, str]:
+    """Model name -> the file under rir/models/ that registers it (read statically, no torch)."""
+    found: dict[str, str] = {}
+    for file in sorted((_ROOT / MODELS_DIR).glob("*.py")):
+        path = file.relative_to(_ROOT).as_posix()
+        for name in _registered(_tree(path)):
+            found[name] = path
+    return found
+
+
+def model_file(model: str) -> str:
+    files = model_files()
+    if model not in files:
+        raise UserError(f"model {model!r} is registered in no file of {MODELS_DIR}/ (see `rir models`)")
+    return files[model]
+
+
+def code_of(kind: str, model: str | None = None) -> dict[str, str]:
+    """path -> module digest of the code a kind of work executes; with `model`, the model's file and what it
+    imports too (train, evaluate and ablate build a net)."""
+    entries = ENTRY[kind] + ((model_file(model),) if model else ())
+    return {path: module_digest(path) for path in closure(entries)}
 
 
 def code_files(kind: str) -> list[str]:
-    """CODE[kind] with each folder replaced by its source files (Snakemake compares files, not folders)."""
-    files = []
-    for entry in CODE[kind]:
-        path = _ROOT / entry
-        if path.is_dir():
-            files += sorted(p.relative_to(_ROOT).as_posix() for p in path.rglob("*")
-                            if p.is_file() and p.suffix in (".py", ".yaml", ".json", ".html"))
-        else:
-            files.append(entry)
+    """The files of `code_of(kind)`, and the non-Python files the kind reads (the report's template and
+    paper.yaml): what Snakemake declares as the inputs of steps that are quick to redo."""
+    files = list(closure(ENTRY[kind]))
+    if kind == "report":
+        folders = ("rir/report/templates", "rir/reference")
+        files += sorted(p.relative_to(_ROOT).as_posix() for folder in folders
+                        for p in (_ROOT / folder).rglob("*") if p.is_file())
     return files
 
 
-def code_digest(kind: str) -> str:
-    """sha256 over the source of CODE[kind], path and content, in a stable order: the code a stage of that
-    kind runs. `rir train` keeps it in every checkpoint and does not resume state written by other code
-    (rir.train._not_resumable)."""
-    digest = hashlib.sha256()
-    for name in code_files(kind):
-        digest.update(name.encode() + b"\0" + (_ROOT / name).read_bytes() + b"\0")
-    return digest.hexdigest()
+def digest(payload: Any) -> str:
+    """16 hex digits of sha256 over canonical JSON: names a stamp file."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_code_digest(model: str) -> str:
+    """The digest of everything a run of `model` executes: kept in its checkpoints."""
+    return digest(code_of("train", model))
+
+
+def data_stamp(settings: dict[str, Any]) -> dict[str, Any]:
+    """What a dataset is: its settings (rir.config.data_settings) and the code that prepares it."""
+    code = code_of("fetch") | (code_of("synth") if settings.get("data") == "synthetic" else {})
+    return {**settings, "code": digest(code)}
+
+
+def run_stamp(options: dict[str, Any], model_options: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """What a run is: `options` as `rir train --run` reads them (RunSpec.train_options), its model's options
+    with the defaults filled in, its dataset's `data_stamp`, and `run_code_digest`."""
+    from rir.recipe import TrainConfig
+
+    config = TrainConfig.from_dict(options).to_dict()  # defaults filled in: a default set or not is one run
+    config.pop("data_root")  # where the data lie, not what they are (that is `data`)
+    return {"config": config, "model_options": model_options, "data": data,
+            "code": run_code_digest(options["model"])}
+
+
+def write_stamp(path: str | Path, stamp: dict[str, Any]) -> None:
+    """Write a stamp file (`<name>.<digest>.json`) and remove the other stamps of the same name, so that a
+    stamp present is the one the files beside it were made with."""
+    from rir.io import atomic_write_json
+
+    path = Path(path)
+    atomic_write_json(path, stamp)
+    name = path.name.split(".", 1)[0]
+    for old in path.parent.glob(f"{name}.*.json"):
+        if old != path:
+            old.unlink(missing_ok=True)

@@ -1,15 +1,15 @@
 """The time limit each run's cluster job asks for: `rir plan`'s FLOP estimate of the run on the user's card.
 
-On a cluster (workflow/profiles/slurm) a run is one job: train, then evaluate and ablate on the same GPU. Each
-of the three rules asks Snakemake for a `runtime` (minutes) and Snakemake sums them into the job's SLURM
-time limit (`sbatch -t`). A rule's minutes here are
+On a cluster (workflow/profiles/slurm) a run is two jobs: its training, then its evaluation and ablation on
+one GPU (a group job, whose SLURM time limit `sbatch -t` is the sum of its rules'). Each rule asks Snakemake
+for a `runtime` (minutes):
 
     startup_minutes + margin x (its FLOPs on the card) / 60 s, at least 1,
 
-the train rule's then held between floor_minutes and what ceiling_minutes leaves after the run's evaluate and
-ablate rules (the job's limit, their sum, never passes the ceiling, which can be a partition's MaxTime). Every
-retry of a job asks for its attempt number times the training's minutes (within the same bounds): a run that
-overran resumes from its checkpoint with room to spare. The FLOPs on the card are the estimate of `rir plan
+the train rule's then held between floor_minutes and ceiling_minutes (which can be a partition's MaxTime),
+evaluate's and ablate's at most half the ceiling each. Every retry of a training asks for its attempt number
+times its minutes (within the same bounds): a run that overran resumes from its checkpoint with room to
+spare. The FLOPs on the card are the estimate of `rir plan
 --card` (rir.cards: the card's dense peak in the run's math mode at an assumed utilisation), never a
 measurement: no run has been timed on a GPU here, hence the margin. A run's FLOPs: each epoch 3x forward for
 every training image it steps on and 1x for its evaluation; evaluate is one pass over the test images; ablate
@@ -18,9 +18,9 @@ one pass for the baseline and one per (ResNet Init layer, stream, reading) it ze
 
 The settings are the Snakemake config's `cluster` mapping (workflow/profiles/slurm/cluster.yaml, or
 `--config 'cluster={card: A100}'`), not params.yaml: a card is a property of the cluster, not of the
-experiment, and changing it retrains nothing. With no card named, or one not in rir.cards.PEAKS, every run's
-job asks for the ceiling (its evaluation and ablation their start-up, its training the rest), and the
-workflow prints one warning line saying so (`warning`).
+experiment, and changing it retrains nothing. With no card named, or one not in rir.cards.PEAKS, every
+training asks for the ceiling (and an evaluation or ablation for its start-up), and the workflow prints one
+warning line saying so (`warning`).
 
 Evaluating a limit builds the run's model on torch's meta device to count its FLOPs (about 0.1 s a model,
 once per distinct model); the Snakefile calls it only when a job's resources are needed, so parsing stays
@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "margin": 3.0,  # the estimate's factor: an assumed utilisation, not a measured one
     "startup_minutes": 5,  # per rule: the interpreter, torch, CUDA's context, the data, compilation
     "floor_minutes": 15,  # the train rule's least (a job shorter than this gains little in a queue)
-    "ceiling_minutes": 1440,  # a run's job's most (its rules' sum), and what it asks for without a known card
+    "ceiling_minutes": 1440,  # a job's most, and what a training asks for without a known card
 }
 CIFAR_SIZES = (50_000, 10_000)  # training and test images of CIFAR-10 and CIFAR-100
 RULES = ("train", "evaluate", "ablate")
@@ -89,8 +89,8 @@ def _typed(given):
 def cluster_settings(config: dict) -> dict:
     """The `cluster` settings of a Snakemake config over DEFAULTS, the card resolved to a key of PEAKS
     ("unknown" for a name rir does not know, None when none is named). UserError for a value of the wrong
-    type or range (the schema's `$defs/cluster`), for a floor above the ceiling, and for a ceiling that leaves
-    a run's job no room for its training's floor and its other steps' start-up."""
+    type or range (the schema's `$defs/cluster`), for a floor above the ceiling, and for a ceiling below the
+    start-up of a run's evaluation and ablation (their group job)."""
     given = _typed(config.get("cluster") or {})
     _validate({"cluster": given})
     settings = {**DEFAULTS, **given}
@@ -105,11 +105,10 @@ def cluster_settings(config: dict) -> dict:
     if settings["floor_minutes"] > settings["ceiling_minutes"]:
         raise UserError(f"cluster.floor_minutes ({settings['floor_minutes']}) is above "
                         f"cluster.ceiling_minutes ({settings['ceiling_minutes']})")
-    least = settings["floor_minutes"] + 2 * max(1, settings["startup_minutes"])  # a run's job: train, 2 more
+    least = 2 * max(1, settings["startup_minutes"])  # the evaluation's job: two steps' start-up
     if settings["ceiling_minutes"] < least:
-        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) is below a run's job at "
-                        f"its least: a training's floor_minutes and the start-up of its evaluation and "
-                        f"ablation ({least})")
+        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) is below the start-up of "
+                        f"a run's evaluation and ablation ({least})")
     return settings
 
 
@@ -117,13 +116,13 @@ def warning(settings: dict) -> str | None:
     """The one line the workflow prints under a cluster executor when runs cannot be priced, else None."""
     ceiling = settings["ceiling_minutes"]
     if settings["card"] is None:
-        return (f"warning: no GPU card named (cluster.card), so every run's job asks for the ceiling, "
+        return (f"warning: no GPU card named (cluster.card), so every run's training asks for the ceiling, "
                 f"{ceiling} minutes: name yours in workflow/profiles/slurm/cluster.yaml or with --config "
                 f"'cluster={{card: A100}}' (known: {', '.join(known_cards())}; docs/cluster.md)")
     if settings["card"] == "unknown":
         return (f"warning: cluster.card {settings['card_named']!r} is not a card rir knows (known: "
-                f"{', '.join(known_cards())}), so every run's job asks for the ceiling, {ceiling} minutes "
-                "(cluster.ceiling_minutes; docs/cluster.md)")
+                f"{', '.join(known_cards())}), so every run's training asks for the ceiling, "
+                f"{ceiling} minutes (cluster.ceiling_minutes; docs/cluster.md)")
     return None
 
 
@@ -174,27 +173,22 @@ def rule_seconds(rule: str, run, sizes: tuple[int, int], card: str) -> float:
 
 
 def rule_minutes(rule: str, run, sizes: tuple[int, int], settings: dict, attempt: int = 1) -> int:
-    """The `runtime` (minutes) a rule of a run asks for on attempt `attempt` (module docstring). The train
-    rule's ceiling leaves room for the run's evaluate and ablate rules, which share its job: the job's limit
-    (their sum) never passes `ceiling_minutes`, which can be a partition's MaxTime."""
+    """The `runtime` (minutes) a rule of a run asks for on attempt `attempt` (module docstring): a job's
+    limit never passes `ceiling_minutes`, which can be a partition's MaxTime."""
     if rule not in RULES:
         raise ValueError(f"no time limit for rule {rule!r}")
     card = settings["card"]
     priced = card is not None and bool(PEAKS.get(card))
 
     def estimate(name: str) -> int:
-        if not priced:  # no card to price: the small rules get their start-up, train the rest of the ceiling
+        if not priced:  # no card to price: the small rules get their start-up, training the ceiling
             return max(1, settings["startup_minutes"])
         return max(1, math.ceil(settings["startup_minutes"]
                                 + settings["margin"] * rule_seconds(name, run, sizes, card) / 60))
 
-    if rule != "train":  # seconds of work: a retry is about training, which gets the ceiling's rest
-        return min(settings["ceiling_minutes"], estimate(rule))
-    ceiling = settings["ceiling_minutes"] - sum(estimate(name) for name in ("evaluate", "ablate")
-                                                if name == "evaluate" or run.ablate)
-    if ceiling < 1:
-        raise UserError(f"cluster.ceiling_minutes ({settings['ceiling_minutes']}) leaves no time to train "
-                        f"{run.run_id} after its evaluation and ablation")
+    ceiling = settings["ceiling_minutes"]
+    if rule != "train":  # seconds of work, sharing one job: half the ceiling each at most
+        return min(ceiling // 2, estimate(rule))
     if not priced:
         return ceiling
     return min(ceiling, max(estimate("train"), settings["floor_minutes"]) * max(1, attempt))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import random
@@ -34,7 +33,7 @@ import torch
 from rir.device import apply_math_mode, autocast, math_mode, refuse_unasked_cpu, resolve_device
 from rir.errors import UserError
 from rir.recipe import TrainConfig
-from rir.stages import code_digest
+from rir.stages import run_code_digest
 
 EXIT_DIVERGED = 3  # a NaN/inf training loss (exit 0 instead with --allow-diverged)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun to resume
@@ -105,20 +104,13 @@ def _inject_fault(action: str, stop: _StopFlag) -> None:
         os.kill(os.getpid(), signal.Signals[f"SIG{action}"])
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None,
-          keep_finished: bool = False) -> dict:
-    """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted.
-
-    keep_finished: a run that ends keeps its files for the retry of its cluster job, and a run whose files
-    were kept, by this configuration, code and data, is restored from them instead of trained (rir.finished).
-    """
-    from rir import finished
+def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None) -> dict:
+    """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted."""
     from rir.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
     from rir.data import load_arrays
     from rir.evaluate import evaluate_model
     from rir.loader import DeviceLoader
     from rir.models import create_model, list_models
-    from rir.stages import RUN_FILES
     from rir.step import compile_model, make_optimizer, train_step
 
     started = time.perf_counter()
@@ -134,16 +126,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
     arrays = load_arrays(cfg.data_root, cfg.dataset)
     refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
-    code = code_digest("train")
-    if keep_finished and (kept := finished.kept_record(state_dir, RUN_FILES)) is not None:
-        reason = _kept_for_another_run(kept, cfg, code, arrays.provenance)
-        if reason is None:
-            finished.restore(out_dir, state_dir, RUN_FILES)
-            print(f"restored from {finished.finished_dir(state_dir)}: this run finished before (its job "
-                  "failed after training, which deleted its files); no step trained", flush=True)
-            return json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
-        finished.discard(state_dir)
-        print(f"the kept files of a finished run are not this run's: {reason}; discarded", flush=True)
+    code = run_code_digest(cfg.model)
     train_images, train_labels = arrays.train_images, arrays.train_labels
     eval_images, eval_labels = arrays.test_images, arrays.test_labels
     if cfg.holdout:
@@ -265,19 +248,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = 
     metrics = _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed)
     _write_run(out_dir, cfg, model, arrays, history, metrics, device)
     # The run has ended (completed or diverged): its state is spent. A rerun, forced or after a change,
-    # trains from the first step; it never resumes a finished run and rewrites the old numbers. Only its
-    # files may be kept, for the retry of the cluster job that trained it (rir.finished); files kept by an
-    # earlier run are superseded.
-    if keep_finished:
-        try:
-            finished.keep(out_dir, state_dir, RUN_FILES,
-                          {"config": cfg.to_dict(), "code": code, "data": arrays.provenance})
-        except OSError as err:  # the run is done all the same: only its job's retry would train it again
-            finished.discard(state_dir)
-            print(f"warning: could not keep the finished run's files ({err}); a retry of its job would "
-                  "train it again", flush=True)
-    else:
-        finished.discard(state_dir)
+    # trains from the first step; it never resumes a finished run and rewrites the old numbers.
     shutil.rmtree(state_dir, ignore_errors=True)
     return metrics
 
@@ -287,7 +258,8 @@ def _not_resumable(saved: dict, cfg: TrainConfig, code: str) -> str | None:
 
     A checkpoint resumes only the run that wrote it, as configured then, interrupted before its end: the
     same resolved configuration (except `TrainConfig.RESUMABLE_CHANGES`, which cannot change the numbers),
-    the same training code (`rir.stages.code_digest`), and epochs left to train. Anything else starts again
+    the same code (`rir.stages.run_code_digest`: the modules the run executes, docstrings and comments
+    aside), and epochs left to train. Anything else starts again
     from the first step (DESIGN.md, "Resumable state belongs to one run as configured"). A change in the
     code restarts a half-finished run too: mixing epochs of two versions of the code would make a number
     that no version computes, the safer choice for a reproduction (DEVELOPING.md, "Reruns").
@@ -300,34 +272,20 @@ def _not_resumable(saved: dict, cfg: TrainConfig, code: str) -> str | None:
     return None
 
 
-def _changed(saved: dict, cfg: TrainConfig, code: str, source: str = "the checkpoint",
-             exempt: tuple[str, ...] = TrainConfig.RESUMABLE_CHANGES) -> str | None:
-    """Why what a checkpoint (or a finished run's kept files, rir.finished) records is not this run as
-    configured now, with this training code; None when it is. The `exempt` keys do not count: for a resume,
-    `TrainConfig.RESUMABLE_CHANGES` (where the data lie, the device, compilation, threads), which cannot
-    change the numbers."""
+def _changed(saved: dict, cfg: TrainConfig, code: str) -> str | None:
+    """Why what a checkpoint records is not this run as configured now, with this code; None when it is.
+    `TrainConfig.RESUMABLE_CHANGES` (where the data lie, the device, compilation, threads) do not count:
+    they cannot change the numbers."""
     current = cfg.to_dict()
     old = saved.get("config", {})
     differing = sorted(k for k in set(old) | set(current)
-                       if k not in exempt and old.get(k) != current.get(k))
+                       if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != current.get(k))
     if differing:
         k = differing[0]
-        return f"the configuration changed ({k}: {old.get(k)!r} in {source}, {current.get(k)!r} now)"
+        return f"the configuration changed ({k}: {old.get(k)!r} in the checkpoint, {current.get(k)!r} now)"
     if saved.get("code") != code:
-        return f"the training code changed since {source} was written"
+        return "the code the run executes changed since the checkpoint was written"
     return None
-
-
-def _kept_for_another_run(kept: dict, cfg: TrainConfig, code: str, data: dict) -> str | None:
-    """Why a finished run's kept files (rir.finished) are not this run's, or None when they are: stricter than
-    a resume, since nothing of them is trained again. The configuration, every key but where the data lie and
-    the CPU threads (the device too: a CPU-trained run is not a CUDA run's result); the training code; and
-    the data themselves (their kind and source md5, `CifarArrays.provenance`: synthetic data drawn anew, or
-    an unofficial copy replaced by the official tarball, are other data at the same path)."""
-    reason = _changed(kept, cfg, code, source="the kept files' record", exempt=("data_root", "threads"))
-    if reason is None and kept.get("data") != data:
-        reason = f"the data changed ({kept.get('data')} in the kept files' record, {data} now)"
-    return reason
 
 
 def _set_aside(state_dir: Path) -> str:

@@ -122,16 +122,31 @@ def snakemade(tmp_path_factory, quickstart) -> Path:
     return repo
 
 
+def _sliced(tmp_path_factory, by: str) -> Path:
+    from pipeline import SMOKE_DVC, cut_smoke_profile, fresh_copy, sh, snakemake
+
+    repo = fresh_copy(tmp_path_factory.mktemp(f"sliced-{by}"))
+    cut_smoke_profile(repo)
+    if by == "dvc":
+        sh(repo, "dvc", "repro", SMOKE_DVC)
+    else:
+        snakemake(repo)
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", f"{by} ran")
+    return repo
+
+
 @pytest.fixture(scope="session")
 def sliced(tmp_path_factory) -> Path:
     """A slice of the smoke profile with short runs (tests/pipeline.py, `cut_smoke_profile`), made from
-    scratch by `dvc repro` in a fresh copy of the working tree and committed to git (its dvc.lock files too),
-    as a user's workspace is after a first run. Copy it before changing it."""
-    from pipeline import cut_smoke_profile, fresh_copy, sh, smoke_stage
+    scratch by `dvc repro` of the smoke pipeline in a fresh copy of the working tree and committed to git
+    (dvc.lock and the .dvc files too), as a user's workspace is after a first run. Copy it before changing
+    it."""
+    return _sliced(tmp_path_factory, "dvc")
 
-    repo = fresh_copy(tmp_path_factory.mktemp("sliced"))
-    cut_smoke_profile(repo)
-    sh(repo, "dvc", "repro", "--quiet", smoke_stage("report"))
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "dvc repro")
-    return repo
+
+@pytest.fixture(scope="session")
+def sliced_by_snakemake(tmp_path_factory) -> Path:
+    """The same slice made by `snakemake --cores 2 --config profile=smoke` (whose end records it in DVC),
+    committed to git. Copy it before changing it."""
+    return _sliced(tmp_path_factory, "snakemake")

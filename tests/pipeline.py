@@ -20,12 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # snakemake, dvc and rir are installed beside the interpreter
 
 
-def env() -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+def env(repo: Path | None = None) -> dict:
+    """The tests' environment; in a copy of the repository (`repo`), its own rir package comes first, as in
+    a clone installed with `pip install -e .`: the workflow runs, and digests, the copy's code."""
+    extra = {"PYTHONPATH": str(repo)} if repo is not None and (Path(repo) / "rir").is_dir() else {}
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1",
+            **extra}
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=env(cwd), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-3000:]}")
@@ -131,7 +135,7 @@ SHORT_RUNS = {"synthetic": {"n_train": 512, "n_test": 256, "seed": 0},
 # ablated runs of Figure 3 (shared with Table 3), a Table 4 grid point, Table 5, a Figure 4 run: 7 runs
 # instead of 21.
 SMOKE_SLICE = {
-    "table1_2": {"seeds": [0]},
+    "table1_2": {"seeds": [0], "datasets": ["cifar10", "cifar100"]},
     "table3": {"seeds": [0], "datasets": ["cifar10"], "models": ["resnet_init_18", "rir_18"]},
     "table4": {"grid": {"blocks": [[1, 1, 1]], "layers_per_block": [2]}},
     "table5": {"seeds": [0], "datasets": ["cifar10"], "models": ["all_cnn_c_resnet_init"]},
@@ -141,8 +145,8 @@ SMOKE_SLICE = {
 
 
 def cut_smoke_profile(repo: Path, families: bool = True) -> None:
-    """Cut the copy's smoke profile to SHORT_RUNS, and with `families` to SMOKE_SLICE's runs, then write the
-    copy's DVC pipelines anew from it (`rir dvc`), as `dvc repro` would (its guard stage) or a user does."""
+    """Cut the copy's smoke profile to SHORT_RUNS, and with `families` to SMOKE_SLICE's runs (`rir dvc` then
+    has nothing to write: the pipelines do not list runs)."""
     import yaml
 
     path = repo / "params.yaml"
@@ -172,34 +176,22 @@ def planned_jobs(repo: Path) -> dict[str, list[str]]:
 
 
 SMOKE_DVC = "workflow/dvc/smoke/dvc.yaml"  # the smoke profile's pipeline (rir.dvcgen: not the default one)
+SMOKE_STAGE = f"{SMOKE_DVC}:smoke"  # its one stage, which runs Snakemake
 
 
-def smoke_stage(name: str) -> str:
-    """A stage of the smoke pipeline as DVC's command line names it: `workflow/dvc/smoke/dvc.yaml:report`."""
-    return f"{SMOKE_DVC}:{name}"
-
-
-def dvc_changed_stages(repo: Path, target: str = smoke_stage("report")) -> set[str]:
-    """Stages `dvc status` reports as changed: the smoke report (or `target`) and everything upstream."""
-    proc = sh(repo, "dvc", "status", "--with-deps", target)
-    return set(re.findall(r"^(\S+):\s*$", proc.stdout, flags=re.M))
+def dvc_changed(repo: Path, target: str = SMOKE_DVC) -> bool:
+    """Whether `dvc status` of the smoke pipeline (or `target`) reports anything to redo."""
+    proc = sh(repo, "dvc", "status", target)
+    return "up to date" not in proc.stdout
 
 
 def dvc_ran(output: str) -> set[str]:
-    """The stages a `dvc repro` ran, by what it printed."""
+    """The stages a `dvc repro` or `dvc exp run` ran, by what it printed."""
     return set(re.findall(r"^Running stage '([^']+)'", output, flags=re.M))
 
 
-def dvc_stages(repo: Path) -> dict[str, dict]:
-    """Every pipeline's stages as DVC itself resolves them (its `foreach` templates expanded), by their
-    address (`train@<run>` in dvc.yaml, `workflow/dvc/smoke/dvc.yaml:train@<run>`): {"cmd": ..., "deps":
-    [paths from the repository's root]}, params left out of deps."""
-    from dvc.dependency.param import ParamsDependency
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc:
-        return {stage.addressing: {
-            "cmd": " ".join(stage.cmd.split()),
-            "deps": [os.path.relpath(d.fs_path, repo) for d in stage.deps
-                     if not isinstance(d, ParamsDependency)]}
-            for stage in dvc.index.stages}
+def trained(output: str) -> list[str]:
+    """The runs a Snakemake invocation trained (or, for a dry run, would train), by what it printed: its job
+    blocks, which `dvc repro` passes on."""
+    return sorted(re.findall(r"^(?:local)?rule train:\n(?:    .*\n)*?    wildcards: run=(\S+)", output,
+                             flags=re.M))

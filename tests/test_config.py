@@ -2,7 +2,6 @@
 
 import copy
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rir.cli import COMMANDS
 from rir.config import expand_runs, load_params, make_run_id, resolve_profile, validate_params
 from rir.errors import UserError
 
@@ -69,6 +69,73 @@ def test_a_profiles_null_leaves_a_family_out(params):
     assert "table4" not in resolve_profile(edited, "smoke")["families"]
     assert not any("table4" in run.families for run in expand_runs(edited, "smoke").values())
     assert any("table4" in run.families for run in expand_runs(params, "smoke").values())
+
+
+def test_a_family_naming_no_seeds_or_datasets_takes_the_profiles(params):
+    """params.yaml's top-level `seeds` and `datasets` are every family's that names none; a profile's own
+    replace them; a family's own win over both."""
+    paper, smoke = expand_runs(params, "paper"), expand_runs(params, "smoke")
+
+    def of(runs, family):
+        chosen = [r for r in runs.values() if family in r.families]
+        return {r.seed for r in chosen}, {r.dataset for r in chosen}
+
+    assert "seeds" not in params["families"]["table3"] and "datasets" not in params["families"]["table3"]
+    assert of(paper, "table3") == (set(params["seeds"]), set(params["datasets"])) == ({0, 1, 2},
+                                                                                      {"cifar10", "cifar100"})
+    assert of(paper, "figure3") == ({0}, {"cifar10", "cifar100"})  # its own seeds, the top-level datasets
+    assert of(paper, "figure4") == ({0, 1, 2}, {"cifar10"})  # its own datasets, the top-level seeds
+    assert of(smoke, "table3") == ({0}, {"cifar10"})  # the profile's seeds and datasets
+    assert of(smoke, "table1_2") == ({0}, {"cifar10", "cifar100"})  # the profile's family's own datasets
+    assert of(smoke, "figure4") == ({0, 1}, {"cifar10"})
+    edited = copy.deepcopy(params)
+    edited["seeds"] = [7]
+    edited["families"]["table5"]["seeds"] = [3, 4]
+    validate_params(edited)
+    runs = expand_runs(edited, "paper")
+    assert of(runs, "table3")[0] == {7} and of(runs, "table5")[0] == {3, 4} and of(runs, "figure3")[0] == {0}
+    assert of(expand_runs(edited, "smoke"), "table5")[0] == {3, 4}  # the family's own beat the profile's
+
+
+@pytest.mark.parametrize("key", ["seeds", "datasets"])
+def test_a_family_with_no_seeds_or_datasets_anywhere_is_one_line_naming_it(params, key):
+    edited = copy.deepcopy(params)
+    del edited[key]
+    validate_params(edited)
+    with pytest.raises(UserError) as err:
+        expand_runs(edited, "paper")
+    assert str(err.value).startswith(f"families.table1_2: no {key}: ") and "\n" not in str(err.value)
+    assert expand_runs(edited, "smoke")  # the profile names its own for every family
+    del edited["profiles"]["smoke"][key]
+    with pytest.raises(UserError, match=rf"^families\.\w+: no {key}: "):
+        expand_runs(edited, "smoke")
+
+
+def test_a_profiles_only_keeps_the_families_it_names_default_and_optional(params):
+    edited = copy.deepcopy(params)
+    edited["profiles"]["smoke"]["only"] = ["table5", "gridsearch"]
+    validate_params(edited)
+    resolved = resolve_profile(edited, "smoke")
+    assert list(resolved["families"]) == ["table5"] and list(resolved["optional_families"]) == ["gridsearch"]
+    assert "only" not in resolved
+    assert {f for r in expand_runs(edited, "smoke").values() for f in r.families} == {"table5"}
+    optional = expand_runs(edited, "smoke", optional=True)
+    assert optional and {f for r in optional.values() for f in r.families} == {"gridsearch"}
+    assert expand_runs(edited, "smoke", optional=True, family="readings") == {}
+    assert expand_runs(edited, "paper") == expand_runs(params, "paper")  # another profile's `only`
+    # The laptop profile keeps three families and no optional one.
+    assert set(resolve_profile(params, "laptop")["families"]) == {"table3", "table5", "figure3"}
+
+
+def test_a_profiles_only_naming_no_family_is_one_line_naming_it(params):
+    edited = copy.deepcopy(params)
+    edited["profiles"]["smoke"]["only"] = ["table3", "tabel5"]
+    validate_params(edited)
+    with pytest.raises(UserError) as err:
+        expand_runs(edited, "smoke")
+    message = str(err.value)
+    assert message.startswith("profiles.smoke.only: no family 'tabel5' in params.yaml (families: ")
+    assert "table5" in message and "gridsearch" in message and "\n" not in message
 
 
 def test_the_laptop_profile_is_real_cifar10_on_a_cpu_asked_for(params):
@@ -155,7 +222,7 @@ def test_a_stale_pipeline_is_found_and_rewritten(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     smoke = tmp_path / "workflow/dvc/smoke/dvc.yaml"
-    smoke.write_text(smoke.read_text().replace("rir_18__cifar10__s0: cif", "rir_18__cifar10__s9: cif"))
+    smoke.write_text(smoke.read_text().replace("profile=smoke", "profile=paper"))
     orphan = tmp_path / "workflow/dvc/gone/dvc.yaml"
     orphan.parent.mkdir(parents=True)
     orphan.write_text("stages: {}\n")
@@ -168,71 +235,38 @@ def test_a_stale_pipeline_is_found_and_rewritten(tmp_path):
     assert smoke.read_text() == (ROOT / "workflow/dvc/smoke/dvc.yaml").read_text() and not orphan.exists()
 
 
-def test_each_pipeline_is_short_with_one_template_per_kind_of_run_work():
-    """No generated line of hundreds of dependencies: a template per kind of per-run or per-dataset work,
-    its items one a line, and aggregates that depend on folders."""
-    from rir.dvcgen import pipeline_files
+def test_each_profile_is_one_dvc_stage_that_runs_snakemake_for_it():
+    """DVC runs Snakemake, the one orchestrator (rir.dvcgen): a stage per profile, on the workflow's code and
+    params.yaml, whose metrics are the file `rir report tables` writes for the profile."""
+    from rir.dvcgen import pipeline_file
 
-    for name, text in pipeline_files(load_params(ROOT / "params.yaml")).items():
-        assert (ROOT / name).read_text() == text
-        assert max(len(line) for line in text.splitlines()) <= 160, name  # one path or run id a line
-        stages = yaml.safe_load(text)["stages"]
-        templated = {n for n, s in stages.items() if "foreach" in s}
-        assert templated <= {"synth", "fetch", "train", "evaluate", "ablate"}, name
-        for stage_name, stage in stages.items():
-            deps = stage.get("do", stage).get("deps", [])
-            if stage_name in ("gridsearch", "readings"):  # an optional summary lists its runs, one a line
-                assert all(len(d) < 160 for d in deps), name
-            else:
-                assert len(deps) <= 25, (name, stage_name)
-    top = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    assert {"synth", "fetch", "train", "evaluate", "ablate"} >= {n for n in top["stages"] if "foreach" in
-                                                                top["stages"][n]}
-    assert top["metrics"] == ["results/metrics"] and top["plots"] == ["results/plots"]
-
-
-def _snakemake_commands(profile):
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--dry-run", "--printshellcmds", "--forceall",
-         "--config", f"profile={profile}", "--", "all", "gridsearch", "readings"],
-        cwd=ROOT, capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    commands = re.findall(r"^Shell command: (rir \w+ .*?)(?: > \S+ 2>&1)?$", proc.stdout + proc.stderr,
-                          flags=re.M)
-    assert commands, proc.stdout[-2000:]
-    return sorted({" ".join(c.split()) for c in commands})
-
-
-@pytest.mark.parametrize("profile", ["smoke", "paper"])
-def test_snakemake_and_dvc_run_the_same_commands(params, profile):
-    """The two DAGs hold the same runs, the optional grid search included: every `rir` command of one is a
-    command of the other."""
-    from pipeline import dvc_stages
-
-    dvc_commands = sorted(stage["cmd"] for stage in dvc_stages(ROOT).values()
-                          if re.search(rf"(--profile |data/){profile}\b", stage["cmd"]))
-    assert any(" gridsearch " in c for c in dvc_commands) and any("holdout" in c for c in dvc_commands)
-    # One flag apart: Snakemake's trainings keep a finished run's files for the retry of its cluster job and
-    # release them itself (rir/finished.py); DVC's keep nothing (a forced `dvc repro -f` must train).
-    snakemake_commands = _snakemake_commands(profile)
-    assert all((" --keep-finished " in c) == c.startswith("rir train ") for c in snakemake_commands)
-    assert not any("--keep-finished" in c for c in dvc_commands)
-    assert sorted(c.replace(" --keep-finished", "") for c in snakemake_commands) == dvc_commands
+    params = load_params(ROOT / "params.yaml")
+    for profile in params["profiles"]:
+        stages = yaml.safe_load((ROOT / pipeline_file(params, profile)).read_text())["stages"]
+        assert list(stages) == [profile]
+        assert stages[profile]["cmd"] == f"snakemake --cores all --config profile={profile}"
+        assert {"rir", "Snakefile"} <= set(stages[profile]["deps"])
+        metrics = [m if isinstance(m, str) else next(iter(m)) for m in stages[profile]["metrics"]]
+        assert metrics == [f"results/{profile}/metrics.json"]
 
 
 def test_expanding_params_yaml_never_imports_torch():
     """The Snakefile expands params.yaml on every start (a cluster job is one): torch's import (~2 s) must not
     be part of it, so run ids come from the torch-free table rir.model_options."""
     # The rest of what the Snakefile imports and calls at parse time too: the time limits' settings (a limit
-    # without a card to price), the Snakemake internals' readers.
-    code = ("import sys, yaml; from rir.config import expand_runs, validate_params; "
-            "import rir.snakemake_internals, rir.gpu; "
+    # without a card to price), the GPU slots, every run's stamp (rir.stages) and the quick steps' inputs.
+    code = ("import sys, yaml; from rir.config import data_settings, expand_runs, resolve_profile, "
+            "validate_params; import rir.gpu; from rir.model_options import known_defaults; "
+            "from rir.stages import code_files, data_stamp, run_stamp; "
             "from rir.timelimits import cluster_settings, rule_minutes; "
             "p = yaml.safe_load(open('params.yaml')); validate_params(p, source='params.yaml'); "
             "n = sum(len(expand_runs(p, q, optional=o)) for q in p['profiles'] for o in (False, True)); "
             "run = next(iter(expand_runs(p, 'paper').values())); "
             "assert rule_minutes('train', run, (50000, 10000), cluster_settings({})) > 1000; "
+            "runs = {**expand_runs(p, 'paper'), **expand_runs(p, 'paper', optional=True)}; "
+            "data = data_stamp(data_settings(resolve_profile(p, 'paper'), 'cifar10')); "
+            "[run_stamp(r.train_options(), {**known_defaults(r.model), **r.model_overrides}, data) "
+            "for r in runs.values()]; [code_files(k) for k in ('evaluate', 'ablate', 'report')]; "
             "print(n, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     count, imported = out.stdout.split()
@@ -265,41 +299,62 @@ def _module_file(module: str) -> str:
     return origin.relative_to(ROOT).as_posix()
 
 
-def _covered(path: str, listed) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in listed)
+def _dispatch(kind: str) -> set[str]:
+    """What every `rir` process imports to dispatch, besides what its own command runs: rir/__main__.py and
+    the other commands' modules (rir.cli imports each for its arguments, never runs it)."""
+    return {"rir/__main__.py", "rir/commands/__init__.py",
+            *(f"rir/commands/{name}.py" for name in COMMANDS if name != kind)}
 
 
-@pytest.mark.slow
-def test_every_module_a_dvc_stage_imports_is_one_of_its_dependencies(tmp_path):
-    """`dvc repro` reruns a stage when a file among its deps changes: so every rir module the stage's command
-    imports must be a dep, except the few that cannot change an output (rir.stages.CODE_EXEMPT). Traced by
-    running the smoke profile's own dvc.yaml commands, in order, for one ablated run."""
-    from pipeline import dvc_stages
-
-    from rir.stages import CODE_EXEMPT
-
-    stages = dvc_stages(ROOT)
-    smoke = "workflow/dvc/smoke/dvc.yaml:"
-    run = next(n.split("ablate@", 1)[1] for n in stages if n.startswith(f"{smoke}ablate@"))
-    dataset = stages[f"{smoke}train@{run}"]["deps"][1].split("/")[2]
-    names = ["configs", *(f"{smoke}{kind}" for kind in (
-        f"synth@{dataset}", f"fetch@{dataset}", f"train@{run}", f"evaluate@{run}", f"ablate@{run}", "tables",
-        "figures", "report"))]
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    subprocess.run([sys.executable, "-m", "rir", "dvc"], cwd=tmp_path, check=True, capture_output=True)
+def _traced(tmp_path: Path, name: str, *argv) -> set[str]:
+    """The rir files a real `rir ARGV` process imported (every one, lazy imports included), run from the
+    clone."""
     (tmp_path / "trace.py").write_text(TRACE)
-    missing = {}
-    for name in names:
-        argv = shlex.split(stages[name]["cmd"])
-        assert argv[0] == "rir", stages[name]["cmd"]
-        traced = tmp_path / f"{name}.modules"
-        proc = subprocess.run([sys.executable, "trace.py", str(traced), *argv[1:]], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"{stages[name]['cmd']}\n{proc.stderr[-2000:]}"
-        files = {_module_file(m) for m in traced.read_text().split()}
-        own = f"rir/commands/{argv[1]}.py"
-        assert own in files
-        deps = stages[name]["deps"]
-        needed = {f for f in files if f == own or not _covered(f, CODE_EXEMPT)}
-        missing[name] = sorted(f for f in needed if not _covered(f, deps))
-    assert not any(missing.values()), missing
+    out = tmp_path / f"{name}.modules"
+    proc = subprocess.run([sys.executable, str(tmp_path / "trace.py"), str(out), *map(str, argv)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"rir {' '.join(map(str, argv))}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return {_module_file(m) for m in out.read_text().split()}
+
+
+@pytest.mark.parametrize("model", ["rir_18", "all_cnn_c_resnet_init"])
+def test_the_code_a_run_counts_is_every_module_its_commands_import(tmp_path, synthetic_data, model):
+    """A run trains again when a module it executes changes (rir.stages.run_code_digest): the modules
+    `closure` finds statically from the kind's entry points and the run's model file. A real `rir train
+    --run` (as the workflow runs it), `rir evaluate` and `rir ablate` of the run import no rir module beyond
+    them but EXEMPT's and the other models' files (the registry imports every model file; none of them
+    builds this run's net)."""
+    from rir.stages import ENTRY, EXEMPT, closure, model_file, model_files
+
+    own = model_file(model)
+    others = set(model_files().values()) - {own}
+    assert own.startswith("rir/models/") and others
+    data, run = synthetic_data("cifar10", 64, 32, 0), tmp_path / "run"
+    commands = {
+        "train": ["train", "--params", "params.yaml", "--profile", "smoke", "--run", f"{model}__cifar10__s0",
+                  "--data-root", data, "--out", run, "--epochs", "1", "--batch-size", "32",
+                  "--device", "cpu"],
+        "evaluate": ["evaluate", run, "--device", "cpu", "--out", tmp_path / "eval.json"],
+        "ablate": ["ablate", run, "--device", "cpu", "--out", tmp_path / "ablation.csv"],
+    }
+    for kind, argv in commands.items():
+        imported = _traced(tmp_path, kind, *argv)
+        assert {own, f"rir/commands/{kind}.py", *ENTRY[kind]} <= imported, kind
+        code = set(closure(ENTRY[kind] + (own,)))
+        assert sorted(imported - EXEMPT - others - _dispatch(kind) - code) == [], kind
+        assert not code & (others | EXEMPT), kind
+
+
+def test_the_code_a_dataset_counts_is_every_module_its_preparation_imports(tmp_path):
+    """The same for the data's stamp (rir.stages.data_stamp): `rir synth` and `rir fetch`."""
+    from rir.stages import ENTRY, EXEMPT, closure
+
+    tarball = tmp_path / "cifar10.tar.gz"
+    commands = {
+        "synth": ["synth", "--dataset", "cifar10", "--out", tarball, "--n-train", "8", "--n-test", "8"],
+        "fetch": ["fetch", "--dataset", "cifar10", "--root", tmp_path / "data", "--from", tarball],
+    }
+    for kind, argv in commands.items():
+        imported = _traced(tmp_path, kind, *argv)
+        assert set(ENTRY[kind]) <= imported, kind
+        assert sorted(imported - EXEMPT - _dispatch(kind) - set(closure(ENTRY[kind]))) == [], kind

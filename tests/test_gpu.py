@@ -206,12 +206,16 @@ def test_present_gpus_ignore_the_fake_count(monkeypatch, tmp_path):
 
 
 def test_gpu_job_threads_keep_every_slot_busy():
+    """cores // slots threads a GPU job, so Snakemake's core budget starts a job on every slot."""
     assert gpu.gpu_job_threads(16, 8) == 2  # 8 GPUs, 16 cores: 8 jobs x 2 threads
     assert gpu.gpu_job_threads(8, 8) == 1  # as many cores as GPUs: 1 thread each, all 8 busy
-    assert gpu.gpu_job_threads(64, 8) == 2  # never more than 2: the data lives on the device
-    assert gpu.gpu_job_threads(16, 0) == 4  # no GPU: the runs train on the cores
-    assert gpu.gpu_job_threads(None, 0, local=False) == 2  # a cluster job has a GPU of its own
+    assert gpu.gpu_job_threads(4, 8) == 1  # fewer cores than slots: never 0 threads
+    assert gpu.gpu_job_threads(64, 8) == 8  # the cores shared out: 8 jobs x 8 threads
+    assert gpu.gpu_job_threads(None, 2) == 1  # cores unknown: one thread, every slot still busy
+    assert gpu.gpu_job_threads(16, 0) == 4  # no GPU: a CPU profile, or a cluster's login node
+    assert gpu.gpu_job_threads(None, 0) == 4
     assert gpu.gpu_job_threads(16, 8, recipe_threads=6) == 6  # the recipe's threads win
+    assert gpu.gpu_job_threads(16, 0, recipe_threads=1) == 1
 
 
 def test_cpu_refusal_only_for_real_data_trained_on_the_cpu_unasked():

@@ -19,7 +19,7 @@ import torch
 
 from rir.cli import main
 from rir.errors import UserError
-from rir.stages import RUN_FILES, code_digest
+from rir.stages import run_code_digest
 from rir.train import (
     EXIT_DIVERGED,
     EXIT_PREEMPTED,
@@ -241,98 +241,35 @@ def test_a_changed_configuration_starts_from_the_first_step_with_the_old_state_s
 
 @pytest.mark.slow
 def test_a_checkpoint_of_other_training_code_is_not_resumed(data_root, reference_run, tmp_path):
-    """The checkpoint records the training code's digest (rir.stages.code_digest); state written by other
-    code (here: the digest rewritten, sidecar and all) restarts the run from the first step."""
+    """The checkpoint records the digest of the code the run executes (rir.stages.run_code_digest of its
+    model); state written by other code (here: the digest rewritten, sidecar and all) restarts the run from
+    the first step."""
     from rir.checkpoint import list_checkpoints, load_latest, save_checkpoint
 
     run = tmp_path / "run"
     assert train_tiny(data_root, run, f"KILL@{8 + 3}").returncode == -9
     state = load_latest(run / "state")
-    assert state["code"] == code_digest("train")
+    assert state["code"] == run_code_digest("resnet_18")
     for path in list_checkpoints(run / "state"):
         path.unlink()
     save_checkpoint(run / "state", {**state, "code": "0" * 64}, epoch=1)
     again = train_tiny(data_root, run)
     assert again.returncode == 0, again.stderr
-    assert "starting from the first step: the training code changed" in again.stdout, again.stdout
+    assert "starting from the first step: the code the run executes changed" in again.stdout, again.stdout
     assert_same_run(reference_run, run)
-
-
-@pytest.mark.slow
-def test_a_kept_finished_run_comes_back_without_training_only_to_the_same_run(data_root, reference_run,
-                                                                              synthetic_data, tmp_path):
-    """--keep-finished (rir.finished): a finished run's files are kept as hard links; once a cluster job's
-    later step failed and Snakemake deleted them, the same run, as configured, with the same code, restores
-    them without a step (a step would meet the KILL@1 fault); another configuration discards them and trains;
-    a run without the flag never restores and discards what was kept when it ends."""
-    run, kept = tmp_path / "run", tmp_path / "run" / "state.finished"
-    other_data = synthetic_data("cifar10", N_TRAIN, N_TEST, 1)
-    first = train_tiny(data_root, run, None, "--keep-finished")
-    assert first.returncode == 0, first.stderr
-    assert_same_run(reference_run, run)
-    assert not (run / "state").exists()  # the resumable state is spent all the same
-    files = {name: (run / name).read_bytes() for name in RUN_FILES}
-    assert all((run / name).stat().st_ino == (kept / name).stat().st_ino for name in RUN_FILES)  # no copy
-    for name in RUN_FILES:  # what Snakemake does to every output of a failed group job
-        (run / name).unlink()
-    restored = train_tiny(data_root, run, "KILL@1", "--keep-finished")
-    assert restored.returncode == 0, restored.stderr
-    assert f"restored from {kept}" in restored.stdout and "epoch " not in restored.stdout, restored.stdout
-    assert {name: (run / name).read_bytes() for name in RUN_FILES} == files
-    # Other data at the same configuration (synthetic data drawn with another seed): discarded, and the run
-    # trains, meeting the fault at its first step.
-    for name in RUN_FILES:
-        (run / name).unlink()
-    other = train_tiny(other_data, run, "KILL@1", "--keep-finished")
-    assert other.returncode == -9 and "not this run's: the data changed" in other.stdout, other.stdout
-    assert not kept.exists()
-    shutil.rmtree(run / "state", ignore_errors=True)
-    assert train_tiny(data_root, run, None, "--keep-finished").returncode == 0
-    # Another configuration: the kept files are not its own; they are discarded and the run trains.
-    for name in RUN_FILES:
-        (run / name).unlink()
-    changed = train_tiny(data_root, run, None, "--keep-finished", "--lr", "0.1")
-    assert changed.returncode == 0, changed.stderr
-    assert "not this run's: the configuration changed (lr: 0.05 in the kept files' record, 0.1 now)" \
-        in changed.stdout and changed.stdout.count("epoch ") == 3, changed.stdout
-    assert json.loads((kept / "finished.json").read_text())["config"]["lr"] == 0.1  # kept again, its own
-    # Without the flag (DVC's stage, a lone `rir train`): trains, and discards the kept files at its end.
-    for name in RUN_FILES:
-        (run / name).unlink()
-    lone = train_tiny(data_root, run, None, "--lr", "0.1")
-    assert lone.returncode == 0, lone.stderr
-    assert "restored" not in lone.stdout and lone.stdout.count("epoch ") == 3, lone.stdout
-    assert not kept.exists()
-
-
-def test_kept_files_are_released_only_when_the_runs_files_are_all_in_place(tmp_path):
-    """rir.finished.release, which the Snakefile calls when Snakemake starts and ends."""
-    from rir.finished import finished_dir, keep, kept_record, release
-
-    out, state = tmp_path / "run", tmp_path / "state" / "run"
-    out.mkdir()
-    for name in RUN_FILES:
-        (out / name).write_text(name)
-    keep(out, state, RUN_FILES, {"config": {}, "code": "c"})
-    assert kept_record(state, RUN_FILES) == {"config": {}, "code": "c"}
-    (out / "model.pt").unlink()  # a failed job's outputs: gone, so the kept files stay for its retry
-    assert not release(state, out, RUN_FILES) and finished_dir(state).is_dir()
-    (finished_dir(state) / "history.csv").unlink()  # an incomplete keep is nothing to restore
-    assert kept_record(state, RUN_FILES) is None
-    (out / "model.pt").write_text("model.pt")
-    assert release(state, out, RUN_FILES) and not finished_dir(state).exists()
 
 
 def test_resumable_is_decided_by_configuration_code_and_epochs_left():
     """The rule itself, including a finished run's checkpoint left by a crash before its state was removed
     (no fault can land between the last checkpoint and the end of the run)."""
     cfg = TrainConfig.from_dict({"epochs": 3, "lr": 0.05})
-    code = code_digest("train")
+    code = run_code_digest(cfg.model)
     saved = {"config": cfg.to_dict(), "code": code, "epoch": 2}
     assert _not_resumable(saved, cfg, code) is None
     assert _not_resumable({**saved, "config": {**cfg.to_dict(), "threads": 4}}, cfg, code) is None
     assert "already finished" in _not_resumable({**saved, "epoch": 3}, cfg, code)
-    assert "code changed" in _not_resumable(saved, cfg, "f" * 64)
+    assert _not_resumable(saved, cfg, "f" * 64) == \
+        "the code the run executes changed since the checkpoint was written"
     assert "(epochs: 3 in the checkpoint, 5 now)" in _not_resumable(saved, TrainConfig.from_dict(
         {"epochs": 5, "lr": 0.05}), code)
 

@@ -1,20 +1,19 @@
-"""`rir dvc`: write DVC's pipelines and the runs' resolved configurations from params.yaml.
+"""`rir dvc`: write DVC's pipelines (one stage per profile, rir.dvcgen) from params.yaml's profiles.
 
-    rir dvc            write every pipeline file (rir.dvcgen), results/<profile>/configs/ and DVC's views
-                       (results/metrics/, results/plots/) of what exists
-    rir dvc --check    write nothing; exit 1 while a committed pipeline file is stale (the tests run it)
-    rir dvc --stage    the guard stage of dvc.yaml: write results/<profile>/configs/, and when params.yaml
-                       adds or removes runs, rewrite the pipelines and stop the repro (exit 1, one line),
-                       since DVC resolved its stages from the old ones before anything ran
+    rir dvc                   write every pipeline file that is stale (a profile added or removed)
+    rir dvc --check           write nothing; exit 1 while a pipeline file is stale (the tests run it)
+    rir dvc --record PROFILE  add what Snakemake made of PROFILE to DVC, and commit the profile's stage if
+                              its report is up to date (Snakemake's onsuccess runs it)
+    rir dvc --restore PROFILE check out PROFILE's tracked folders missing from the workspace (the DVC stage
+                              runs it before Snakemake)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-HELP = "write DVC's pipelines and the runs' configurations from params.yaml (the Snakefile's runs)"
+HELP = "write DVC's pipelines (one stage per profile, which runs Snakemake) from params.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,41 +22,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="write nothing; exit 1 if a pipeline file is stale")
-    mode.add_argument("--stage", action="store_true",
-                      help="dvc.yaml's guard: write the configurations; stop (exit 1) when the pipelines "
-                           "had to be rewritten")
+    mode.add_argument("--record", metavar="PROFILE",
+                      help="add what Snakemake made of PROFILE to DVC; commit its stage when its report "
+                           "is up to date")
+    mode.add_argument("--restore", metavar="PROFILE",
+                      help="check out PROFILE's tracked folders that are missing from the workspace")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rir.config import load_params
-    from rir.dvcgen import refresh_views, stale_pipeline_files, write_config_files
+    from rir.config import load_params, resolve_profile
+    from rir.dvcgen import record, restore, stale_pipeline_files
     from rir.io import atomic_write_text
 
     root = Path(args.root)
     params = load_params(args.params)
+    if args.record or args.restore:
+        profile = args.record or args.restore
+        resolve_profile(params, profile)  # an unknown profile: one line, exit 2
+        done = record(params, profile, root) if args.record else restore(profile, root)
+        print(f"rir dvc: {done}")
+        return 0
     stale, orphans = stale_pipeline_files(params, root)
     if args.check:
         for name in [*stale, *orphans]:
-            print(f"{root / name} is stale: run `rir dvc` after editing {args.params}")
+            print(f"{root / name} is stale: run `rir dvc` after editing {args.params}'s profiles")
         if not stale and not orphans:
             print(f"DVC's pipelines are up to date with {args.params}")
         return 1 if stale or orphans else 0
-    write_config_files(params, root)
-    refresh_views(params, root)
     for name, text in stale.items():
         atomic_write_text(root / name, text)
-    for name in orphans:
-        (root / name).unlink()
-    changed = [*stale, *orphans]
-    if args.stage and changed:
-        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-        print(f"rir dvc: {args.params} adds or removes runs, so DVC's stages changed ({shown}): rewritten; "
-              "run `dvc repro` again (this repro ran nothing else)", file=sys.stderr)
-        return 1
-    for name in stale:
         print(f"wrote {root / name}")
     for name in orphans:
+        (root / name).unlink()
         print(f"removed {root / name} (no longer made by {args.params})")
-    if not args.stage and not changed:
+    if not stale and not orphans:
         print(f"DVC's pipelines are up to date with {args.params}")
     return 0

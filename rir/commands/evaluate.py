@@ -1,5 +1,4 @@
-"""`rir evaluate RUN_DIR`: recompute the test accuracy of a finished run from model.pt; writes eval.json, and
-with --metrics-out the run's four numbers for `dvc metrics show` (rir.stages.METRICS_KEYS)."""
+"""`rir evaluate RUN_DIR`: recompute the test accuracy of a finished run from model.pt; writes eval.json."""
 
 from __future__ import annotations
 
@@ -15,10 +14,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", default=None,
                         help="where to write the evaluation (default: RUN_DIR/eval.json; the pipelines: "
                              "results/<profile>/evaluations/<run_id>.json)")
-    parser.add_argument("--metrics-out", metavar="FILE",
-                        help="also write the run's test accuracy, error and loss and its training time "
-                             "here (the pipelines: results/metrics/<profile>/<run_id>.json, for `dvc "
-                             "metrics show`)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,8 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from rir.gpu import apply_gpu_lease
 
     apply_gpu_lease(args.device)  # before anything touches CUDA (rir.gpu)
-    result = evaluate_run(args.run_dir, data_root=args.data_root, device=args.device, out=args.out,
-                          metrics_out=args.metrics_out)
+    result = evaluate_run(args.run_dir, data_root=args.data_root, device=args.device, out=args.out)
     print(f"test accuracy {result['test_accuracy']:.2f}% on {result['test_images']} {result['data']} "
           f"{result['dataset']} test images")
     return 0

@@ -30,9 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="report folder (default: reports/<profile>)")
     parser.add_argument("--reference", default=None,
                         help="paper reference file (default: the packaged rir/reference/paper.yaml)")
-    parser.add_argument("--plots", default=None, metavar="DIR",
-                        help="figures stage: also copy the figures' PNGs into DIR, replacing the PNGs there "
-                             "(the pipelines: results/plots/<profile>, what `dvc plots show` draws)")
     parser.add_argument("--strict", action="store_true",
                         help="an unreadable result file is an error (exit 2)")
 
@@ -41,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from rir.config import load_params
     from rir.errors import UserError
     from rir.report import load, write_figures, write_html, write_tables
-    from rir.stages import copy_plots
 
     params = load_params(args.params)
     profile = args.profile or params.get("profile", "paper")
@@ -60,15 +56,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"rir report: warning: {problem}", file=sys.stderr)
     stages = ("tables", "figures", "html") if args.stage == "all" else (args.stage,)
     if "tables" in stages:
-        written = write_tables(data, results / "tables")
+        written = write_tables(data, results / "tables", results / "metrics.json")
         print(f"rir report: {len(written)} table files in {results / 'tables'}")
     if "figures" in stages:
         manifest = write_figures(data, out / "figures")
         drawn = sum(1 for m in manifest if m["file"])
         print(f"rir report: {drawn} figures ({len(manifest) - drawn} pending) in {out / 'figures'}")
-        if args.plots:
-            copied = copy_plots(out / "figures", Path(args.plots))
-            print(f"rir report: {copied} figures copied to {args.plots}")
     if "html" in stages:
         print(f"rir report: {write_html(data, out)}")
     return 0

@@ -49,11 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     parser.add_argument("--runs-per-gpu", type=int,
                         help="runs sharing one GPU (default $RIR_RUNS_PER_GPU or 1); docs/cluster.md")
-    parser.add_argument("--keep-finished", action="store_true",
-                        help="keep a finished run's files (hard links beside the state dir) for the retry"
-                             " of a cluster job whose later step failed; a run whose files were kept, by the"
-                             " same configuration, code and data, is restored instead of trained"
-                             " (rir.finished)")
     parser.add_argument("--allow-diverged", action="store_true",
                         help="exit 0 when the loss diverges (the run is recorded with status diverged)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -103,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     lease = apply_gpu_lease(cfg.device, args.runs_per_gpu, holder=args.run or str(args.out))
     if lease is not None and lease.leased:
         print(f"GPU slot: device {lease.device} (slot {lease.slot}), lock {lease.lock_path}", flush=True)
-    metrics = train(cfg, args.out, args.state_dir, keep_finished=args.keep_finished)
+    metrics = train(cfg, args.out, args.state_dir)
     if metrics["status"] == "preempted":
         print(f"preempted by SIGTERM at epoch {metrics['epoch'] + 1}, step {metrics['step']}; checkpoint "
               "written, run the same command again to resume", flush=True)

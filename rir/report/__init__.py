@@ -1,7 +1,8 @@
 """The report: the paper's numbers beside the reproduced ones, every table, figure and claim, in one page.
 
 Three stages, each a `rir report` subcommand and a pipeline rule, each writing atomically:
-- tables:  results/<profile>/tables/{runs,families,table1..table5,figure4}.{csv,json} (rir.report.aggregate)
+- tables:  results/<profile>/tables/{runs,families,table1..table5,figure4}.{csv,json} (rir.report.aggregate),
+           and results/<profile>/metrics.json, each run's test accuracy (DVC's metrics)
 - figures: reports/<profile>/figures/*.png and index.json (rir.report.figures)
 - html:    reports/<profile>/index.html, self-contained (rir.report.html); it aggregates the runs again
            (cheap and deterministic) and embeds the figures the figures stage drew, and the grid search's
@@ -80,8 +81,10 @@ def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
                       gridsearch, readings)
 
 
-def write_tables(data: ReportData, tables_dir: str | Path) -> list[Path]:
-    """The tables stage; also writes claims.json beside the tables."""
+def write_tables(data: ReportData, tables_dir: str | Path,
+                 metrics_file: str | Path | None = None) -> list[Path]:
+    """The tables stage; also writes claims.json beside the tables, and `metrics_file`: each finished run's
+    test accuracy (%) by run id, numbers only, which `dvc metrics show` and `dvc exp show` list."""
     from rir.io import atomic_write_json
     from rir.report.aggregate import write_tables as write
     from rir.report.claims import judge_claims
@@ -89,7 +92,12 @@ def write_tables(data: ReportData, tables_dir: str | Path) -> list[Path]:
     paths = write(tables_dir, data.runs, data.groups, data.tables, data.data["column"])
     claims = judge_claims(data.tables, data.ablation, data.ablated_runs, data.reference)
     atomic_write_json(Path(tables_dir) / "claims.json", claims)
-    return [*paths, Path(tables_dir) / "claims.json"]
+    paths.append(Path(tables_dir) / "claims.json")
+    if metrics_file is not None:
+        atomic_write_json(metrics_file, {r.spec.run_id: round(r.accuracy, 2) for r in data.records
+                                         if r.accuracy is not None})
+        paths.append(Path(metrics_file))
+    return paths
 
 
 def write_figures(data: ReportData, figures_dir: str | Path) -> list[dict[str, Any]]:

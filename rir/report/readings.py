@@ -46,7 +46,7 @@ def summarize_readings(resolved: dict[str, Any], runs: dict, results_dir: str | 
     family = resolved.get("optional_families", {}).get(FAMILY, {})
     records = read_runs(results_dir, runs)
     paper = paper_values(reference)
-    datasets = list(family.get("datasets", []))
+    datasets = list(dict.fromkeys(spec.dataset for spec in runs.values()))  # the family's, in its order
     data = describe_data(resolved, records)
     rows = []
     for reading in READINGS:

@@ -1,12 +1,12 @@
 # Data: the official CIFAR tarballs (paper profile) or synthetic ones in the same format (smoke profile),
-# verified by checksum and prepared once into uint8 arrays.
+# verified by checksum and prepared once into uint8 arrays. Both rules depend on the dataset's stamp (its
+# settings and the code that makes it, rir.stages), never on a file's time.
 
 
 rule synth:
     # Smoke profile only: a synthetic tarball in the official layout, with an md5 sidecar.
     input:
-        CONFIGS["data"],
-        CODE["synth"],
+        lambda w: ancient(data_stamp_file(w.dataset)),
     output:
         tarball=f"{DATA}/synthetic/{{dataset}}.tar.gz",
         md5=f"{DATA}/synthetic/{{dataset}}.tar.gz.md5",
@@ -24,9 +24,8 @@ rule synth:
 rule fetch:
     # Download (paper) or take the synthetic tarball (smoke), verify its md5, unpack safely, prepare arrays.
     input:
-        lambda w: [f"{DATA}/synthetic/{w.dataset}.tar.gz"] if SYNTHETIC else [],
-        CONFIGS["data"],
-        CODE["fetch"],
+        lambda w: [ancient(f"{DATA}/synthetic/{w.dataset}.tar.gz")] if SYNTHETIC else [],
+        lambda w: ancient(data_stamp_file(w.dataset)),
     output:
         manifest=f"{DATA}/{{dataset}}/manifest.json",
         arrays=f"{DATA}/{{dataset}}/prepared.npz",
