@@ -244,7 +244,8 @@ def test_each_profile_is_one_dvc_stage_that_runs_snakemake_for_it():
     for profile in params["profiles"]:
         stages = yaml.safe_load((ROOT / pipeline_file(params, profile)).read_text())["stages"]
         assert list(stages) == [profile]
-        assert stages[profile]["cmd"] == f"snakemake --cores all --config profile={profile}"
+        assert stages[profile]["cmd"] == (f"rir dvc --restore {profile} && "
+                                          f"snakemake --cores all --config profile={profile}")
         assert {"rir", "Snakefile"} <= set(stages[profile]["deps"])
         metrics = [m if isinstance(m, str) else next(iter(m)) for m in stages[profile]["metrics"]]
         assert metrics == [f"results/{profile}/metrics.json"]

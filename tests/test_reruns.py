@@ -188,6 +188,11 @@ def test_a_comment_retrains_nothing_and_one_models_code_retrains_its_runs_alone(
     assert trained(output(proc)) == ours, output(proc)[-3000:]
     assert planned_jobs(repo) == {} and not dvc_changed(repo)
 
+    forced = sh(repo, "dvc", "repro", "--force", SMOKE_DVC)  # DVC forced: Snakemake still trains nothing
+    assert dvc_ran(output(forced)) == {SMOKE_STAGE} and trained(output(forced)) == [], output(forced)[-2000:]
+    append(repo / "rir/reference/paper.yaml", "# a paper value edited\n")
+    assert set(planned_jobs(repo)) == {"tables", "figures", "report", "all"}
+
     train = repo / "rir/train.py"
     train.write_text(train.read_text().replace("    started = time.perf_counter()\n",
                                                "    started = time.perf_counter() + 0.0\n", 1))
@@ -304,5 +309,5 @@ def test_the_top_dvc_yaml_runs_snakemakes_default_profile(tmp_path):
     top = params["profile"]
     assert stages == {top, *(f"workflow/dvc/{p}/dvc.yaml:{p}" for p in params["profiles"] if p != top)}
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    assert pipeline["stages"][top]["cmd"] == f"snakemake --cores all --config profile={top}"
+    assert pipeline["stages"][top]["cmd"].endswith(f"&& snakemake --cores all --config profile={top}")
     assert "DVC's pipelines are up to date" in sh(repo, sys.executable, "-m", "rir", "dvc", "--check").stdout
