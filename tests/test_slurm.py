@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from pipeline import SHORT_RUNS, cut_smoke_profile
+from pipeline import SHORT_RUNS, copy_worktree, cut_smoke_profile, sh
 
 from rir.gpu import FAKE_COUNT, LOCK_DIR, RUNS_PER_GPU
 from rir.train import FAULT_ENV, FAULT_FLAG_ENV
@@ -101,18 +101,6 @@ def test_sbatch_job_runs_on_the_node(slurm, tmp_path):
     assert out.read_text().strip() == f"ran on {os.uname().nodename.split('.')[0]} with 1 GPU"
 
 
-def copy_tracked_files(dest: Path) -> None:
-    """A fresh copy of the repository: the files git tracks, as they are in the working tree."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, names):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-
-
 # The profile polls job states every 20 s or more, gentle on a real controller; this cluster is ours, and
 # polling every 5 s lets the many short jobs of the tests follow each other quickly.
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "5")
@@ -166,7 +154,7 @@ rule gpu_job:
 
 @pytest.mark.slow
 def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
-    copy_tracked_files(tmp_path)
+    copy_worktree(tmp_path)
     (tmp_path / "Snakefile.probe").write_text(PROBE_SNAKEFILE)
     proc = run_snakemake(tmp_path, "--snakefile", "Snakefile.probe")
     log = proc.stdout + proc.stderr
@@ -180,113 +168,158 @@ def test_slurm_profile_submits_jobs_through_the_plugin(slurm, tmp_path):
 # The smoke runs' nets are tiny: at the shipped margin every limit would be the floor. This margin makes the
 # estimate itself show in the limits, so a wide and a base run must differ as their FLOPs do.
 PRICED = {"card": "A100", "margin": 1000000, "startup_minutes": 1, "floor_minutes": 1}
-# A planted fault on PATH, before the real `rir`: the first `times` ablations of one run fail, as a bug or a
-# node lost while ablating would fail them, after the run's training finished in the same job.
+# A planted fault on PATH, before the real `rir`: every ablation of one run fails, as a bug in it or a node
+# lost while ablating would fail it, after the run's training finished in a job of its own.
 FAILING_ABLATION = """#!/bin/sh
-if [ "$1" = ablate ] && [ "${{2##*/}}" = "{run}" ] && [ "$(cat "{count}" 2>/dev/null | wc -l)" -lt {times} ]
-then
+if [ "$1" = ablate ] && [ "${{2##*/}}" = "{run}" ]; then
     echo failed >> "{count}"; echo "planted failure of the ablation of {run}" >&2; exit 1
 fi
 exec "{python}" -m rir "$@"
 """
 ATTEMPTS = 3  # the profile's `retries: 2`
+# The jobs a Snakemake submitted, by its submission lines; SLURM's own record of each judges it.
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) ")
+# The plugin's SLURM logs: .snakemake/slurm_logs/rule_train/<run>/<job id>.log for a training's job,
+# group_evaluation_<its rules>/<job id>.log for a run's evaluation job (the profile's group `evaluation`).
+SLURM_LOG = re.compile(r"^(?:rule_(train)|group_(evaluation)_\w+)$")
 
 
 def slurm_jobs_of(workdir: Path) -> dict[str, dict]:
-    """Each SLURM job the plugin submitted (its log kept), as {job id: {"rules": {rule: run}, "record": ...}}:
-    the rules its own Snakemake ran, read from the job's log, and SLURM's record of it (`scontrol show job`;
-    the test cluster keeps finished jobs for MinJobAge=600 s)."""
+    """Each SLURM job the plugin submitted (its log kept), as {job id: {"kind": "train" or "evaluation",
+    "rules": {rule: run}, "record": ...}}: what the plugin submitted it as (its log's folder), the rules its
+    own Snakemake ran, read from the job's log, and SLURM's record of it (`scontrol show job`; the test
+    cluster keeps finished jobs for MinJobAge=600 s)."""
     jobs = {}
-    for log in (workdir / ".snakemake" / "slurm_logs").glob("*/*.log"):
+    root = workdir / ".snakemake" / "slurm_logs"
+    for log in root.rglob("*.log"):
+        kind = SLURM_LOG.match(log.relative_to(root).parts[0])
+        assert kind, f"a SLURM job of neither a training nor an evaluation: {log}"
         ran = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: run=(\S+)", log.read_text(), flags=re.M)
-        jobs[log.stem] = {"rules": dict(ran), "record": show_job(log.stem)}
+        jobs[log.stem] = {"kind": kind[1] or kind[2], "rules": dict(ran), "record": show_job(log.stem)}
     return jobs
 
 
+# The runs the test needs, and no more (each is two SLURM jobs on two stand-in GPUs): Figure 3's two ablated
+# runs (one of them fails), and Table 3's base ResNet (RUN) beside Table 1's wide RiR, whose time limits must
+# differ as their FLOPs do. Every other family is left out (the profile's `only`).
+SLURM_SLICE = {"only": ["table1_2", "table3", "figure3"],
+               "families": {"table1_2": {"datasets": ["cifar10"]},
+                            "table3": {"models": ["resnet_init_18", "resnet_18", "rir_18"]}}}
+SLURM_SLICE_RUNS = ["rir_18_wide__cifar10__s0", "resnet_init_18__cifar10__s0", "resnet_18__cifar10__s0",
+                    "rir_18__cifar10__s0"]
+
+
+def cut_to_slurm_slice(repo: Path) -> None:
+    """The copy's smoke profile cut to SHORT_RUNS (tests/pipeline.py) and to SLURM_SLICE's four runs."""
+    import yaml
+
+    cut_smoke_profile(repo, families=False)
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["profiles"]["smoke"].update(SLURM_SLICE)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "rir", "dvc", "--params", str(path), "--root", str(repo))
+
+
+def minutes(record: dict[str, str]) -> int:
+    """SLURM's TimeLimit of a job as minutes (all under a day here: HH:MM:SS)."""
+    hours, mins, _ = record["TimeLimit"].split(":")
+    return 60 * int(hours) + int(mins)
+
+
 @pytest.mark.slow
-def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninterrupted, tmp_path):
-    """The whole DAG on a slice of the smoke profile with short runs (tests/pipeline.py): two stand-in GPUs
-    train two runs at a time, and each job pays SLURM's scheduling and the plugin's polling, so the full
-    profile would take minutes more and prove nothing more. Each run is one SLURM job that trains, evaluates
-    and (Figure 3's runs) ablates on its one GPU, under the time limit its estimate on the named card gives;
-    the data and report rules are the Snakefile's localrules (compute nodes often have no network). One run's
-    ablation fails on every attempt: Snakemake deletes that job's outputs, the finished training's too, and
-    each retry restores the run from its kept files (rir/finished.py) instead of training it again; the
-    workflow fails, keeping them, and the next `snakemake` (the ablation fixed) restores the run once more."""
+def test_smoke_pipeline_through_the_slurm_profile_two_jobs_per_run(slurm, uninterrupted, tmp_path):
+    """The whole DAG on four runs of the smoke profile, short ones (SLURM_SLICE): two stand-in GPUs run two
+    jobs at a time, and each job pays SLURM's scheduling and the plugin's polling, so more runs would take
+    minutes more and prove nothing more. Each run's training is one SLURM job of its own, and its
+    evaluation and (Figure 3's runs) ablation one more, a group job, each on one GPU under the time limit its
+    rules' estimates on the named card give; the data and report rules are the Snakefile's localrules
+    (compute nodes often have no network). One run's ablation fails on every attempt: its evaluation job is
+    retried alone, the workflow fails with the run's training in place, and the next `snakemake` (the
+    ablation fixed) submits that one evaluation job again, never the training."""
     from rir.config import expand_runs, load_params, resolve_profile
+    from rir.stages import RUN_FILES
     from rir.timelimits import cluster_settings, data_sizes, rule_minutes
 
-    copy_tracked_files(tmp_path)
-    cut_smoke_profile(tmp_path)
+    copy_worktree(tmp_path)
+    cut_to_slurm_slice(tmp_path)
     params = load_params(str(tmp_path / "params.yaml"))
     runs = expand_runs(params, "smoke")
     failing = "resnet_init_18__cifar10__s0"
-    assert runs[failing].ablate
+    assert sorted(runs) == sorted(SLURM_SLICE_RUNS) and runs[failing].ablate, sorted(runs)
     shim, count = tmp_path / "planted" / "rir", tmp_path / "planted" / "failures"
     shim.parent.mkdir()
-    shim.write_text(FAILING_ABLATION.format(run=failing, count=count, times=ATTEMPTS, python=sys.executable))
+    shim.write_text(FAILING_ABLATION.format(run=failing, count=count, python=sys.executable))
     shim.chmod(0o755)
     cluster = "cluster={" + ", ".join(f"{k}: {v}" for k, v in PRICED.items()) + "}"
     # Successful jobs' SLURM logs are kept: one per job proves each ran as a SLURM job, not locally.
     args = ("--config", "profile=smoke", cluster, "--slurm-keep-successful-logs")
-    shimmed = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
-    first = run_snakemake(tmp_path, *args, env=shimmed)
+    first = run_snakemake(tmp_path, *args, env={**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"})
     log = first.stdout + first.stderr
     assert first.returncode != 0 and count.read_text().count("failed") == ATTEMPTS, log[-8000:]
-    # The failed run: its files deleted, its kept files left for the next invocation; every other run's
-    # released when Snakemake ended (onerror).
-    state = tmp_path / "results/smoke/state"
-    assert not (tmp_path / "results/smoke/runs" / failing / "model.pt").exists()
-    assert [p.name for p in state.glob("*.finished")] == [f"{failing}.finished"], log[-8000:]
-    last_attempt = (tmp_path / "logs/smoke/train" / f"{failing}.log").read_text()
-    assert "restored from" in last_attempt and "epoch " not in last_attempt, last_attempt
-    # The next invocation: the ablation passes now, and the run comes back from its kept files.
-    proc = run_snakemake(tmp_path, *args, env=shimmed)
+    assert "SLURM run ID" in log and "no GPU card named" not in log
+    # The failing run's training is in place; every other run is done (keep-going).
+    run_dir = tmp_path / "results/smoke/runs" / failing
+    assert all((run_dir / name).is_file() for name in RUN_FILES), log[-8000:]
+    trained = {name: (run_dir / name).stat().st_mtime_ns for name in RUN_FILES}
+    for run in runs:
+        assert (tmp_path / "results/smoke/evaluations" / f"{run}.json").is_file() == (run != failing), run
+    before = set(slurm_jobs_of(tmp_path))
+
+    # The next invocation, the ablation fixed: only the failing run's evaluation job is submitted.
+    shim.unlink()
+    proc = run_snakemake(tmp_path, *args)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-8000:]
     assert (tmp_path / "reports" / "smoke" / "index.html").is_file()
-    assert "SLURM run ID" in log and "no GPU card named" not in log
-    trained = {p.parent.name for p in (tmp_path / "results" / "smoke" / "runs").glob("*/metrics.json")}
-    assert trained == set(runs)
-    retried = (tmp_path / "logs/smoke/train" / f"{failing}.log").read_text()
-    assert "restored from" in retried and "epoch " not in retried, retried
-    assert not list(state.glob("*.finished"))  # released once its job succeeded
-    # One SLURM job per run, which ran every rule of that run and nothing else, on one GPU; the failing run's
-    # job, once per attempt in the first invocation and once in the second.
+    assert len(SUBMITTED.findall(log)) == 1, log[-8000:]
+    assert {name: (run_dir / name).stat().st_mtime_ns for name in RUN_FILES} == trained  # not trained again
     jobs = slurm_jobs_of(tmp_path)
-    per_run = {run: sorted((job for job, info in jobs.items() if run in info["rules"].values()), key=int)
-               for run in runs}
-    expected_jobs = {run: 1 + ATTEMPTS * (run == failing) for run in runs}
-    assert {run: len(ids) for run, ids in per_run.items()} == expected_jobs, {
-        job: info["rules"] for job, info in jobs.items()}
+    (again,) = set(jobs) - before
+    assert jobs[again]["kind"] == "evaluation" and jobs[again]["rules"] == {
+        "evaluate": failing, "ablate": failing}, jobs[again]
+
+    # Each run: one training job that ran the train rule alone, and one evaluation job (the failing run's once
+    # per attempt, then once more in the second invocation) that evaluated and, for Figure 3's runs, ablated.
+    by_run = {run: {kind: sorted((job for job, info in jobs.items()
+                                  if info["kind"] == kind and run in info["rules"].values()), key=int)
+                    for kind in ("train", "evaluation")} for run in runs}
+    assert len(jobs) == sum(len(ids) for kinds in by_run.values() for ids in kinds.values()), {
+        job: (info["kind"], info["rules"]) for job, info in jobs.items()}
+    assert {run: {kind: len(ids) for kind, ids in kinds.items()} for run, kinds in by_run.items()} == {
+        run: {"train": 1, "evaluation": 1 + ATTEMPTS * (run == failing)} for run in runs}, {
+        job: (info["kind"], info["rules"]) for job, info in jobs.items()}
     settings, sizes = cluster_settings({"cluster": PRICED}), data_sizes(resolve_profile(params, "smoke"))
-    limits = {}
-    for run, ids in per_run.items():
-        expected_rules = {"train", "evaluate"} | ({"ablate"} if runs[run].ablate else set())
+    train_limits = {}
+    for run, kinds in by_run.items():
+        (train,) = kinds["train"]
+        assert jobs[train]["rules"] == {"train": run}, jobs[train]
+        evaluation = ["evaluate", *(["ablate"] if runs[run].ablate else [])]
+        for job in kinds["evaluation"]:
+            assert jobs[job]["rules"] == dict.fromkeys(evaluation, run), (job, jobs[job]["rules"])
+        # SLURM's TimeLimit of each job is its rules' runtimes: the training's alone, the evaluation job's the
+        # sum of its rules' (neither changes with the attempt: only a training's retry asks for more).
+        train_limits[run] = minutes(jobs[train]["record"])
+        assert train_limits[run] == rule_minutes("train", runs[run], sizes, settings), jobs[train]["record"]
         attempts = [*range(1, ATTEMPTS + 1), 1] if run == failing else [1]
-        for attempt, job in zip(attempts, ids, strict=True):
-            info = jobs[job]
-            if job != ids[-1]:  # a failed job: trained or restored, and stopped at the failing ablation
-                assert {"train", "ablate"} <= set(info["rules"]) <= expected_rules, (job, info["rules"])
-            else:
-                assert info["rules"] == dict.fromkeys(expected_rules, run), (job, info["rules"])
-            assert info["record"]["TresPerJob"] == "gres:gpu:1", (job, info["record"])
-            # SLURM's TimeLimit (minutes here: all under a day) is the sum of the run's rules' runtimes, the
-            # training's doubled on the first retry, tripled on the second.
-            hours, minutes, _ = info["record"]["TimeLimit"].split(":")
-            limits[run, job] = 60 * int(hours) + int(minutes)
-            assert limits[run, job] == sum(rule_minutes(rule, runs[run], sizes, settings, attempt)
-                                           for rule in expected_rules), (job, attempt, info["record"])
-    # The cap of one GPU is per job, not per cluster (`gpu` scoped local): runs' jobs ran side by side on the
-    # two stand-in GPUs.
-    spans = [tuple(datetime.fromisoformat(info["record"][key]) for key in ("StartTime", "EndTime"))
-             for info in jobs.values()]
-    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:]), spans
+        for attempt, job in zip(attempts, kinds["evaluation"], strict=True):
+            assert minutes(jobs[job]["record"]) == sum(
+                rule_minutes(rule, runs[run], sizes, settings, attempt) for rule in evaluation), (
+                job, attempt, jobs[job]["record"])
+    for job, info in jobs.items():
+        assert info["record"]["TresPerJob"] == "gres:gpu:1", (job, info["record"])  # one GPU, every job
+    # The cap of one GPU is per job, not per cluster: different runs' jobs ran side by side on the two
+    # stand-in GPUs.
+    spans = {job: (info["rules"], *(datetime.fromisoformat(info["record"][key]) for key in ("StartTime",
+                                                                                         "EndTime")))
+             for job, info in jobs.items()}
+    assert any(a[1] < b[2] and b[1] < a[2] and set(a[0].values()) != set(b[0].values())
+               for i, a in enumerate(spans.values()) for b in list(spans.values())[i + 1:]), spans
     # As the estimate says: the wide net's FLOPs per image are ~9x the base net's (neither is ablated).
     wide, base = "rir_18_wide__cifar10__s0", "resnet_18__cifar10__s0"
-    (wide_limit,), (base_limit,) = ([v for (r, _), v in limits.items() if r == run] for run in (wide, base))
-    assert not runs[wide].ablate and not runs[base].ablate and wide_limit > 4 * base_limit, limits
-    # The run trained in its group job is the run trained on this machine without SLURM, byte for byte.
+    assert not runs[wide].ablate and not runs[base].ablate, runs
+    assert train_limits[wide] > 4 * train_limits[base], train_limits
+    # The run trained in its SLURM job is the run trained on this machine without SLURM, byte for byte.
     assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
     for run in runs:
         assert (tmp_path / "results/smoke/evaluations" / f"{run}.json").is_file()
@@ -298,21 +331,22 @@ def test_smoke_pipeline_through_the_slurm_profile_one_job_per_run(slurm, uninter
         capture_output=True,
         text=True,
     )
-    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-4000:]
 
 
 @pytest.mark.slow
 def test_without_a_known_card_every_run_asks_for_the_ceiling_with_one_warning(slurm, tmp_path):
-    copy_tracked_files(tmp_path)
+    copy_worktree(tmp_path)
     for given in ([], ["cluster={card: V100}"]):
         proc = run_snakemake(tmp_path, "--dry-run", "--config", "profile=smoke", *given)
         log = proc.stdout + proc.stderr
         assert proc.returncode == 0, log[-4000:]
         warnings = [line for line in log.splitlines() if line.startswith("warning:") and "card" in line]
         assert len(warnings) == 1 and "1440 minutes" in warnings[0], warnings
-        # A run's job: its training gets the ceiling's rest after 5 minutes each for evaluate and ablate.
-        runtimes = set(re.findall(r"runtime=(\d+), gpu=1", log))
-        assert runtimes == {"1430", "1435", "5"}, runtimes
+        # A training (a job of its own) asks for the whole ceiling; evaluate and ablate their start-up each.
+        runtimes = {rule: set(re.findall(rf"^ *rule {rule}:\n(?: +.*\n)*? +resources: .*runtime=(\d+)", log,
+                                         flags=re.M)) for rule in ("train", "evaluate", "ablate")}
+        assert runtimes == {"train": {"1440"}, "evaluate": {"5"}, "ablate": {"5"}}, runtimes
 
 
 # --- Faults as SLURM delivers them ------------------------------------------------------------------------
@@ -430,7 +464,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     """A copy of the repository in which the same workflow trained RUN on this machine, without SLURM or
     any fault: the reference run, and the prepared smoke data the fault tests start from."""
     repo = tmp_path_factory.mktemp("uninterrupted")
-    copy_tracked_files(repo)
+    copy_worktree(repo)
     cut_smoke_profile(repo, families=False)
     environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", metrics_target(RUN), "--config",
@@ -444,7 +478,7 @@ def workflow_copy(dest: Path, uninterrupted: Path) -> Path:
     """A fresh copy of the repository with the smoke data already prepared (mtimes kept, so Snakemake sees
     it up to date): only training jobs go to SLURM, and each test saves two jobs' worth of polling."""
     dest.mkdir(exist_ok=True)
-    copy_tracked_files(dest)
+    copy_worktree(dest)
     cut_smoke_profile(dest, families=False)
     shutil.copytree(uninterrupted / "data", dest / "data")
     return dest
@@ -491,12 +525,6 @@ def test_preemption_by_a_high_priority_job_requeues_the_run_and_it_resumes_bit_i
     assert_same_run(tmp_path / "results/smoke/runs" / RUN, uninterrupted / "results/smoke/runs" / RUN)
 
 
-# A run's job is a group job (the profile's `groups`), and Snakemake 9.27 prints no message of the plugin's
-# for a failed group job (GroupJob.log_error drops it): no "SLURM status is: 'TIMEOUT'" line. The jobs are
-# found by their submission lines and judged by SLURM's own record of them.
-SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) ")
-
-
 @pytest.mark.slow
 def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress_stops(
     slurm, uninterrupted, tmp_path
@@ -529,8 +557,8 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     record = show_job(timed_out[0])
     assert record["JobState"] == "TIMEOUT" and record["TimeLimit"] == "00:01:00", record
     # SIGTERM at the limit: the step's tasks (the job's Snakemake, its shell, rir train) get it.
-    # The job's log: a run's job is a group job (the profile's `groups`), here of its train rule alone.
-    logs = (resumable / ".snakemake/slurm_logs").glob(f"*/{timed_out[0]}.log")
+    # The job's log: a training is a SLURM job of its own (rule_train/<run>/<job id>.log).
+    logs = (resumable / ".snakemake/slurm_logs/rule_train" / RUN).glob(f"{timed_out[0]}.log")
     (slurm_log,) = (path.read_text() for path in logs)
     assert f"STEP {timed_out[0]}.0 ON" in slurm_log and "DUE TO TIME LIMIT" in slurm_log, slurm_log
     # The paused run never leaves its pause by itself and wrote no SIGTERM checkpoint (ckpt-e0001-s000001,
@@ -548,9 +576,11 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
     assert len(timed_out) == 2 and len(set(timed_out)) == 2, log[-8000:]
     assert all(show_job(job)["JobState"] == "TIMEOUT" for job in timed_out)
     assert "Error in rule train" in log and "Exiting because a job execution failed" in log, log[-8000:]
-    # What the user follows: Snakemake names each failed job's SLURM log, which says why it ended.
+    # What the user follows: Snakemake names each failed job, its SLURM state and its SLURM log, which says
+    # why it ended.
     for job in timed_out:
-        (job_log,) = (stuck / ".snakemake/slurm_logs").glob(f"*/{job}.log")
+        (job_log,) = (stuck / ".snakemake/slurm_logs/rule_train" / RUN).glob(f"{job}.log")
+        assert f"SLURM-job '{job}' failed, SLURM status is: 'TIMEOUT'" in log, log[-8000:]
         assert f"{job_log} (check log file(s) for error details)" in log, log[-8000:]
         assert "DUE TO TIME LIMIT" in job_log.read_text()
     assert not list((stuck / "results/smoke/state").glob(f"{RUN}/*.pt"))

@@ -3,6 +3,8 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 from rir.config import data_settings, expand_runs, resolve_profile
 from rir.errors import UserError
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
@@ -71,7 +73,11 @@ try:
     GPU_SLOTS = gpu_slots()
 except UserError as err:
     refuse(err)
-THREADS = gpu_job_threads(workflow.cores, GPU_SLOTS, recipe_threads=RESOLVED["recipe"].get("threads"))
+try:
+    CORES = workflow.cores
+except WorkflowError:  # a cluster executor without --cores: each job gets its own node's cores
+    CORES = None
+THREADS = gpu_job_threads(CORES, GPU_SLOTS, recipe_threads=RESOLVED["recipe"].get("threads"))
 # Real CIFAR on a box without a usable GPU, nobody having asked for the CPU: said once here, where Snakemake
 # starts (not under the SLURM profile, whose jobs get GPUs); each training then stops at once with the same
 # line (rir.device), before any epoch.
