@@ -18,7 +18,6 @@ run of the same box without the recipe's `threads` shows the GPU jobs' threads t
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -106,9 +105,6 @@ def test_snakemake_keeps_every_simulated_gpu_busy_one_run_per_slot(tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, out[-3000:]
-    # The default `gpu` resource: the slots found (Snakemake prints a set resource as Resource("gpu", 8)).
-    provided = rf'^Provided resources: .*gpu=(Resource\("gpu", )?{N_GPUS}\b'
-    assert re.search(provided, out, flags=re.M), out[-3000:]
     assert all((repo / t).is_file() for t in targets)
 
     events = _read_log(log)
@@ -128,4 +124,5 @@ def test_snakemake_keeps_every_simulated_gpu_busy_one_run_per_slot(tmp_path):
         peak = max(peak, in_flight)
     assert peak == N_GPUS
     assert not any(e["waited"] for e in acquired.values()), "a GPU job started without a free slot"
-    assert _dry_run_threads(repo, run_env, runs[0]) == min(2, CORES // N_GPUS)  # 1-2 threads per GPU job
+    # Each GPU job takes cores // slots threads: Snakemake's core budget is what keeps one job per slot.
+    assert _dry_run_threads(repo, run_env, runs[0]) == CORES // N_GPUS
