@@ -173,15 +173,15 @@ def gpu_slots(runs_per_gpu: int | None = None) -> int:
 
 
 def gpu_job_threads(cores: int | None, gpu_slots: int, recipe_threads: int | None = None) -> int:
-    """CPU threads of one GPU job in the workflow (train, evaluate, ablate): the recipe's `threads` if set;
-    else on a box with GPU slots cores // slots, so that Snakemake's core budget starts as many GPU jobs as
-    there are slots (the data live on the device: a job needs few threads); else (no GPU here: a CPU
-    profile, or a cluster's login node, whose jobs each get their own GPU) 4."""
-    if recipe_threads:
-        return recipe_threads
+    """Cores that Snakemake reserves for one GPU job in the workflow (train, evaluate, ablate). On a box with
+    GPU slots, cores // slots, so that its core budget starts no more GPU jobs than there are slots and every
+    slot is busy (no job waits for a slot holding cores), or the recipe's `threads` if that is more (`rir
+    train` gives torch the recipe's threads itself; the data live on the device, so a GPU job needs few).
+    Without a GPU here (a CPU profile, or a cluster's login node, whose jobs each get their own GPU): the
+    recipe's `threads`, else 4."""
     if not gpu_slots:
-        return 4
-    return max(1, (cores or 1) // gpu_slots)
+        return recipe_threads or 4
+    return max(recipe_threads or 1, (cores or 1) // gpu_slots)
 
 
 def cpu_refusal(real_data: bool, devices: set[str], gpu_slots: int) -> str | None:

@@ -342,7 +342,12 @@ MUTANTS = [
       '    datasets = list(family.get("datasets", []))', "tests/test_report_readings.py", "-k", "summary"),
     # the threads of a GPU job: cores // slots, so Snakemake starts a job on every slot
     m("gpu-job-threads-capped-at-2", "rir/gpu.py",
-      "    return max(1, (cores or 1) // gpu_slots)", "    return max(1, min(2, (cores or 1) // gpu_slots))",
+      "    return max(recipe_threads or 1, (cores or 1) // gpu_slots)",
+      "    return max(recipe_threads or 1, min(2, (cores or 1) // gpu_slots))",
+      "tests/test_gpu.py", "-k", "gpu_job_threads"),
+    m("gpu-job-threads-recipe-wins-below-the-slots", "rir/gpu.py",
+      "    return max(recipe_threads or 1, (cores or 1) // gpu_slots)",
+      "    return recipe_threads or max(1, (cores or 1) // gpu_slots)",
       "tests/test_gpu.py", "-k", "gpu_job_threads"),
 ]
 

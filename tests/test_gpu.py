@@ -214,7 +214,8 @@ def test_gpu_job_threads_keep_every_slot_busy():
     assert gpu.gpu_job_threads(None, 2) == 1  # cores unknown: one thread, every slot still busy
     assert gpu.gpu_job_threads(16, 0) == 4  # no GPU: a CPU profile, or a cluster's login node
     assert gpu.gpu_job_threads(None, 0) == 4
-    assert gpu.gpu_job_threads(16, 8, recipe_threads=6) == 6  # the recipe's threads win
+    assert gpu.gpu_job_threads(16, 8, recipe_threads=6) == 6  # the recipe's threads, when they are more
+    assert gpu.gpu_job_threads(16, 8, recipe_threads=1) == 2  # never fewer than keep one job per slot
     assert gpu.gpu_job_threads(16, 0, recipe_threads=1) == 1
 
 

@@ -66,8 +66,9 @@ WARNING = cluster_warning(CLUSTER) if "cluster" in config else None
 if WARNING:
     print(WARNING, file=sys.stderr)
 # GPU slots on this box: the GPUs in CUDA_VISIBLE_DEVICES or nvidia-smi's x $RIR_RUNS_PER_GPU (rir.gpu;
-# UserError: a malformed setting). Each GPU job takes cores // slots threads, so `--cores all` starts as many
-# GPU jobs as there are slots and every GPU is busy without flags; `--resources gpu=N` still caps them.
+# UserError: a malformed setting). Each GPU job reserves cores // slots cores (rir.gpu.gpu_job_threads), so
+# `--cores all` starts as many GPU jobs as there are slots and every GPU is busy without flags;
+# `--resources gpu=N` still caps them.
 # Snakemake exports the threads as OMP_NUM_THREADS, which torch follows. `workflow.cores` is --cores.
 try:
     GPU_SLOTS = gpu_slots()
