@@ -10,10 +10,6 @@ writes them from params.yaml's profiles),
              either tool; an edit of another profile retrains nothing of this one)
     metrics: results/<profile>/metrics.json, each run's test accuracy, kept in git (`cache: false`), so
              `dvc exp show` and `dvc metrics diff` read it for every experiment
-
-`dvc exp show` lists every key of params.yaml whatever the stages declare (it is DVC's default params file),
-so params.yaml stays lean: a family takes the top-level `seeds` and `datasets` unless it names its own, and
-a profile keeps families with `only`. With the smoke profile's 21 runs the table has 98 columns.
     plots:   the report's figures
 
 and no cached outputs: the folders Snakemake made are tracked by `dvc add` (data/<profile>.dvc,
@@ -30,6 +26,10 @@ reports/<profile>.dvc, results/<profile>/<folder>.dvc), which `record` runs when
   is up to date, so `dvc status` is clean and `dvc repro` runs nothing.
 The file of the profile params.yaml names (`profile:`) is the top dvc.yaml, so a bare `dvc repro` is
 `snakemake --cores all`; every other profile's is workflow/dvc/<profile>/dvc.yaml.
+
+`dvc exp show` lists every key of params.yaml whatever the stages declare (it is DVC's default params file),
+so params.yaml stays lean: a family takes the top-level `seeds` and `datasets` unless it names its own, and
+a profile keeps families with `only`. With the smoke profile's 21 runs the table has 98 columns.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def restore(profile: str, root: str | Path = ".") -> str:
     folder that is there is left as it is: it may hold work DVC has not recorded yet). Returns what was done,
     in one line. Nothing outside a DVC repository."""
     root = Path(root)
-    if not (root / ".dvc").is_dir() or shutil.which("dvc") is None:
+    if not _dvc_repository(root):
         return "no DVC repository here: nothing restored"
     files = [f"data/{profile}.dvc", f"reports/{profile}.dvc", *(
         p.relative_to(root).as_posix() for p in sorted((root / "results" / profile).glob("*.dvc")))]
@@ -128,7 +128,7 @@ def record(params: dict[str, Any], profile: str, root: str | Path = ".") -> str:
     Snakemake's file times stand), and outside a DVC stage, commit the profile's stage to dvc.lock when its
     report is up to date. Returns what was done, in one line. Nothing outside a DVC repository."""
     root = Path(root)
-    if not (root / ".dvc").is_dir() or shutil.which("dvc") is None:
+    if not _dvc_repository(root):
         return "no DVC repository here: nothing recorded"
     folders = tracked_folders(profile, root)
     if folders:
@@ -153,6 +153,11 @@ def report_up_to_date(profile: str, root: str | Path = ".") -> bool:
                           cwd=root, capture_output=True, text=True)
     rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
     return proc.returncode == 0 and len(rows) > 1 and all(row[-1] == "no update" for row in rows[1:])
+
+
+def _dvc_repository(root: Path) -> bool:
+    """Whether `root` is a DVC repository and the dvc command is at hand (the workflow runs without DVC)."""
+    return (root / ".dvc").is_dir() and shutil.which("dvc") is not None
 
 
 def _read(path: Path) -> str | None:

@@ -18,13 +18,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline import SMOKE_DVC, dvc_changed, dvc_ran, fresh_copy, planned_jobs, sh, snakemake, trained
+from pipeline import (
+    SMOKE_DVC,
+    SMOKE_STAGE,
+    dvc_changed,
+    dvc_ran,
+    fresh_copy,
+    planned_jobs,
+    sh,
+    snakemake,
+    trained,
+)
 
 from rir.config import expand_runs, load_params
 
 pytestmark = pytest.mark.slow
 GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@localhost")
-SMOKE_STAGE = f"{SMOKE_DVC}:smoke"
 
 
 def copy(src: Path, dest: Path) -> Path:

@@ -10,10 +10,10 @@ rule synth:
     output:
         tarball=f"{DATA}/synthetic/{{dataset}}.tar.gz",
         md5=f"{DATA}/synthetic/{{dataset}}.tar.gz.md5",
-    params:
-        n_train=RESOLVED.get("synthetic", {}).get("n_train", 512),
-        n_test=RESOLVED.get("synthetic", {}).get("n_test", 256),
-        seed=RESOLVED.get("synthetic", {}).get("seed", 0),
+    params:  # the dataset's settings as its stamp holds them (rir.config.data_settings decides the defaults)
+        n_train=lambda w: DATA_STAMPS[w.dataset]["n_train"],
+        n_test=lambda w: DATA_STAMPS[w.dataset]["n_test"],
+        seed=lambda w: DATA_STAMPS[w.dataset]["seed"],
     log:
         f"{LOGS}/synth/{{dataset}}.log",
     shell:
