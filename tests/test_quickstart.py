@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 from pipeline import DEBIAN_PYTHON, ROOT, readme_commands, system_python_supported
@@ -38,6 +39,22 @@ def test_ci_runs_readmes_command_2_step_by_step():
         found = [i for i in range(at, len(lines)) if runs_step.match(lines[i])]
         assert found, f".ci/run lacks README's step {step!r} after its line {at}, or has it changed"
         at = found[0] + 1
+
+
+def test_cis_allowed_skips_parse_in_bash_and_name_real_tests():
+    """.ci/run's allow-list is a single-quoted bash string: an apostrophe in a reason ends it early and CI dies
+    with `command not found` before a test runs (it once did, after 143 s of installing)."""
+    text = (ROOT / ".ci/run").read_text()
+    block = re.search(r"^ALLOWED_SKIPS='.*?^'$", text, flags=re.S | re.M)
+    assert block, ".ci/run has no ALLOWED_SKIPS='...' block"
+    run = subprocess.run(["bash", "-euc", block.group(0) + '\nprintf %s "$ALLOWED_SKIPS"'],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and not run.stderr, run.stderr
+    ids = [line.split("  ", 1)[0] for line in run.stdout.splitlines() if line.strip()]
+    assert ids and all("  " in line for line in run.stdout.splitlines() if line.strip()), run.stdout
+    for test_id in ids:
+        path, _, name = test_id.partition("::")
+        assert (ROOT / path).is_file() and f"def {name}(" in (ROOT / path).read_text(), test_id
 
 
 def test_every_install_line_of_the_docs_makes_the_virtual_environment_first():
