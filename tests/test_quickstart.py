@@ -42,8 +42,8 @@ def test_ci_runs_readmes_command_2_step_by_step():
 
 
 def test_cis_allowed_skips_parse_in_bash_and_name_real_tests():
-    """.ci/run's allow-list is a single-quoted bash string: an apostrophe in a reason ends it early and CI dies
-    with `command not found` before a test runs (it once did, after 143 s of installing)."""
+    """.ci/run's allow-list is a single-quoted bash string: an apostrophe in a reason ends it early, and CI
+    dies with `command not found` before a test runs (it once did, after 143 s of installing)."""
     text = (ROOT / ".ci/run").read_text()
     block = re.search(r"^ALLOWED_SKIPS='.*?^'$", text, flags=re.S | re.M)
     assert block, ".ci/run has no ALLOWED_SKIPS='...' block"
