@@ -7,6 +7,8 @@
 # A run trains again exactly when what it is changes (its stamp, rir.stages): the profiles set Snakemake's
 # rerun triggers to file times alone, and every input of a training is `ancient`, so files that DVC or git
 # put back never retrain a run (docs/workflow.md).
+import atexit
+import os
 import sys
 
 from snakemake.utils import min_version
@@ -76,8 +78,31 @@ rule readings:
         [stamp(run_id) for run_id in READINGS_RUNS],
 
 
+# Every other optional family (a user's, e.g. `preact`) is a target of its own name: `snakemake --cores all
+# preact` trains and evaluates its runs, then redoes the tables, figures and report with its table (the same
+# files the rules above would make now that it has run, so the default target finds them up to date).
+for _family, _runs in USER_FAMILIES.items():
+    rule:
+        name:
+            _family
+        input:
+            [stamp(run_id) for run_id in _runs],
+            expand(f"{RESULTS}/evaluations/{{run}}.json", run=sorted(_runs)),
+            f"{REPORTS}/index.html",
+        params:
+            profile=PROFILE,
+        log:
+            f"{LOGS}/report/{_family}.log",
+        localrule: True
+        shell:
+            "rir report all --params params.yaml --profile {params.profile} > {log} 2>&1"
+
+
 onsuccess:
     # DVC records what Snakemake made (rir.dvcgen.record): the profile's stage is committed when its target,
     # the report, is up to date, so `dvc status` is clean and `dvc repro` runs nothing. Skipped outside a
     # DVC repository.
     shell(f"rir dvc --record {PROFILE} || echo 'warning: DVC did not record the results (rir dvc --record)'")
+    # The console's last line: where the report is (at exit, after Snakemake's own closing lines).
+    if os.path.exists(f"{REPORTS}/index.html"):
+        atexit.register(print, f"report: {REPORTS}/index.html")

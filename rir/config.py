@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from rir.catalog import known_defaults
 from rir.errors import UserError
-from rir.model_options import known_defaults
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -199,18 +199,46 @@ def expand_runs(
     families = resolved.get("optional_families" if optional else "families", {})
     runs: dict[str, RunSpec] = {}
     for name in families if family is None else [f for f in families if f == family]:
-        for run in _family_runs(name, families[name], resolved):
-            if run.run_id in runs:
-                prev = runs[run.run_id]
-                runs[run.run_id] = RunSpec(
-                    **{
-                        **prev.__dict__,
-                        "families": prev.families + run.families,
-                        "ablate": prev.ablate or run.ablate,
-                    }
-                )
-            else:
-                runs[run.run_id] = run
+        runs = merge_runs(runs, {run.run_id: run for run in _family_runs(name, families[name], resolved)})
+    return runs
+
+
+def merge_runs(runs: dict[str, RunSpec], more: dict[str, RunSpec]) -> dict[str, RunSpec]:
+    """`runs` and `more` in one dict: a run in both is one run, asked for by the families of both."""
+    out = dict(runs)
+    for run_id, run in more.items():
+        prev = out.get(run_id)
+        out[run_id] = run if prev is None else RunSpec(**{
+            **prev.__dict__,
+            "families": prev.families + tuple(f for f in run.families if f not in prev.families),
+            "ablate": prev.ablate or run.ablate,
+        })
+    return out
+
+
+# Optional families with a summary of their own (rir.report.gridsearch, rir.report.readings) instead of a
+# table of the report; every other optional family (a user's, e.g. `preact`) is a Snakemake target of its
+# own name and a table once it has run.
+SUMMARIZED = ("gridsearch", "readings")
+
+
+def user_optional_families(params: dict[str, Any],
+                           profile: str | None = None) -> dict[str, dict[str, RunSpec]]:
+    """Each optional family of the profile but `SUMMARIZED`, with its runs."""
+    resolved = resolve_profile(params, profile)
+    names = [f for f in resolved.get("optional_families", {}) if f not in SUMMARIZED]
+    return {name: expand_runs(params, profile, optional=True, family=name) for name in names}
+
+
+def reported_runs(params: dict[str, Any], profile: str | None, results_dir: str | Path) -> dict[str, RunSpec]:
+    """The runs a profile's tables and report show: its default families' runs, and those of every optional
+    family (but `SUMMARIZED`) one of whose own runs (not a default family's) has written its metrics.json,
+    i.e. the family has been run (its target). The Snakefile's `tables` rule takes the same runs' files."""
+    runs = expand_runs(params, profile)
+    for family_runs in user_optional_families(params, profile).values():
+        own = [run_id for run_id in family_runs if run_id not in runs]
+        if any((Path(results_dir) / "runs" / run_id / "metrics.json").is_file() for run_id in own):
+            runs = merge_runs(runs, family_runs)
     return runs
 
 

@@ -42,9 +42,10 @@ start-up, data, warm-up and checkpoints are left out (the output says so).
 The card figure (`--card`, default H100 SXM) is an ESTIMATE from FLOPs, not a measurement: each run's FLOPs
 at the card's dense peak for the run's math mode (`precision`: exact fp32 on the plain fp32 units, TF32 or
 bf16 on the tensor cores; rir.cards.PEAKS, from the data sheets), at an assumed utilisation of 35 % for nets
-of 1 GFLOP per image or more (issue 7's target for rir_18_wide, set for bf16 and assumed alike for the other
-modes) and 15 % for the smaller ones (narrow convs fill a card badly; several runs share it through
-`runs_per_gpu`). It is also given at a flat 10 %; the target is the paper profile in 4 H100-hours.
+of 1 GFLOP per image or more (the speed target for rir_18_wide, docs/speed.md, set for bf16 and assumed
+alike for the other modes) and 15 % for the smaller ones (narrow convs fill a card badly; several runs
+share it through `runs_per_gpu`). It is also given at a flat 10 %; the target is the paper profile in 4
+H100-hours.
 
 Longer than 400 lines for one reason: the measurement is the run's own code called piece by piece, and
 each piece it leaves out (start-up, evaluation, checkpoints) is what made the estimate wrong before.

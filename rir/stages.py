@@ -1,9 +1,9 @@
 """What a run is and what it executes: the stamp that decides whether a run trains again; no torch.
 
-A run trains again exactly when its *stamp* changes (DESIGN.md, "A run depends on the code it executes"):
+A run trains again exactly when its *stamp* changes (docs/workflow.md, "What reruns when"):
 
     {"config": its resolved configuration (params.yaml, as `rir train` reads it),
-     "model_options": its model's options, defaults filled in (rir.model_options),
+     "model_options": its model's options, defaults filled in (rir.catalog),
      "data": the settings of its data and the digest of the code that prepares them,
      "code": the digest of every rir module the run executes}
 
@@ -57,9 +57,8 @@ EXEMPT = frozenset({
     "rir/gpu.py",  # which GPU slot a run leases
     "rir/stages.py",  # this module
     "rir/config.py",  # params.yaml's expansion: its result is the stamp's "config"
-    "rir/model_options.py",  # the models' defaults: data, the stamp's "model_options"
+    "rir/catalog.py",  # reads the models' registrations: their options are the stamp's "model_options"
 })
-MODELS_DIR = "rir/models"
 
 
 @functools.cache
@@ -124,34 +123,11 @@ def closure(entries: tuple[str, ...]) -> list[str]:
     return sorted(seen - EXEMPT)
 
 
-def _registered(tree: ast.Module) -> list[str]:
-    """The names a model file registers: functions decorated with `register_model` (bare or called)."""
-    names = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            for deco in node.decorator_list:
-                target = deco.func if isinstance(deco, ast.Call) else deco
-                if getattr(target, "id", getattr(target, "attr", None)) == "register_model":
-                    names.append(node.name)
-    return names
-
-
-@functools.cache
-def model_files() -> dict[str, str]:
-    """Model name -> the file under rir/models/ that registers it (read statically, no torch)."""
-    found: dict[str, str] = {}
-    for file in sorted((_ROOT / MODELS_DIR).glob("*.py")):
-        path = file.relative_to(_ROOT).as_posix()
-        for name in _registered(_tree(path)):
-            found[name] = path
-    return found
-
-
 def model_file(model: str) -> str:
-    files = model_files()
-    if model not in files:
-        raise UserError(f"model {model!r} is registered in no file of {MODELS_DIR}/ (see `rir models`)")
-    return files[model]
+    """The file under rir/models/ that registers `model` (rir.catalog: read statically, no torch)."""
+    from rir.catalog import model as registered
+
+    return registered(model).path
 
 
 def code_of(kind: str, model: str | None = None) -> dict[str, str]:

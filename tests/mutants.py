@@ -146,8 +146,8 @@ MUTANTS = [
       "tests/test_layers.py", "-k", "zero_stream"),
     # models
     m("models-rir-wide-built-as-plain-resnet", "rir/models/resnet.py",
-      '(FACTS.md)."""\n    return _18(num_classes, resnet_init=True',
-      '(FACTS.md)."""\n    return _18(num_classes, resnet_init=False',
+      '(rir/reference/paper.yaml)."""\n    return net(num_classes, resnet_init=True',
+      '(rir/reference/paper.yaml)."""\n    return net(num_classes, resnet_init=False',
       "tests/test_models.py", "-k", "layers_its_name"),
     m("models-init-adds-the-identity-into-W", "rir/models/__init__.py",
       '                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")\n',
@@ -157,8 +157,8 @@ MUTANTS = [
     m("models-residual-stream-a-quarter-of-the-channels", "rir/models/resnet.py",
       "residual_channels=n_in // 2,\n", "residual_channels=n_in // 4,\n",
       "tests/test_models.py", "-k", "layers_its_name"),
-    m("models-rir-outer-shortcut-residual-only", "rir/model_options.py",
-      '_RIR = dict(outer_shortcut="both")', '_RIR = dict(outer_shortcut="residual")',
+    m("models-rir-outer-shortcut-residual-only", "rir/models/resnet.py",
+      'RIR = dict(outer_shortcut="both")', 'RIR = dict(outer_shortcut="residual")',
       "tests/test_models.py", "-k", "outer_shortcut or parameter_count"),
     # recipe
     m("recipe-l2-as-half-the-sum", "rir/recipe.py",

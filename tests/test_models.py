@@ -13,9 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from rir.catalog import paper_models
 from rir.errors import UserError
 from rir.layers import ResNetInitConv2d, resnet_init_layers
-from rir.models import BASE_WIDTH, WIDE_WIDTH, create_model, list_models, model_summary
+from rir.models import create_model, list_models, model_summary
+from rir.models.resnet import BASE_WIDTH, WIDE_WIDTH
 
 torch.set_num_threads(1)
 
@@ -200,8 +202,8 @@ def _outer_shortcut(name: str) -> bool:
     return name.startswith("rir") or (name.startswith("resnet") and "resnet_init" not in name)
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_each_model_is_built_from_the_layers_its_name_says(name):
+@pytest.mark.parametrize("name", paper_models())
+def test_each_paper_model_is_built_from_the_layers_its_name_says(name):
     """Figure 2: CNN and ResNet Init, ResNet and RiR have the same parameter counts, so only the layers tell
     them apart. Every 3x3 conv inside a block of a ResNet Init or RiR net is a ResNet Init layer (none in a
     CNN or ResNet), with equal streams; ResNet and RiR have an outer shortcut around every block (CNN and
@@ -231,7 +233,7 @@ def test_each_model_is_built_from_the_layers_its_name_says(name):
     assert bool(blocks) or name.startswith("all_cnn_c")
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if _two_stream(n)])
+@pytest.mark.parametrize("name", [n for n in paper_models() if _two_stream(n)])
 def test_resnet_init_weights_start_as_plain_msr_draws_with_the_identity_kept_apart(name):
     """Appendix 6.1: "concatenate weight matrices initialized by any existing scheme and then add a partial
     identity". The learned W starts as an MSR draw (zero mean, std sqrt(2 / fan_in)), on the identity's own

@@ -1,4 +1,4 @@
-"""The public readings of RiR (rir.model_options.READINGS, issue 15): each one registered and proven.
+"""The public readings of RiR (rir/models/readings.py, rir.report.readings.READINGS): each one proven.
 
 Where a reading has a PyTorch implementation on PyPI (pytorchcv's `rir_cifar10` / `rir_cifar100`, a
 test-only dependency), its weights are mapped onto our model and the outputs compared in float64. pytorchcv's
@@ -13,10 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from rir.catalog import list_models, model_defaults, models
 from rir.config import expand_runs, load_params
 from rir.layers import ResNetInitConv2d, merge_kernels, resnet_init_layers
-from rir.model_options import READINGS, list_models, model_defaults
 from rir.models import create_model
+from rir.report.readings import READINGS
 
 torch.set_num_threads(1)
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -30,8 +31,10 @@ def test_every_reading_is_a_registered_model_with_a_source():
     names = [r.model for r in READINGS]
     assert len(set(names)) == len(names) and READINGS[0].name == "authors" and names[0] == "rir_18_wide"
     assert all(r.source and r.origin.endswith(".") for r in READINGS)
-    # The registry lists the paper's 10 models first, then every reading that is not one of them.
-    assert list_models()[10:] == [n for n in names if n not in list_models()[:10]]
+    # The registry lists the paper's 10 models first, then every reading that is not one of them (its file).
+    readings = [n for n, m in models().items() if m.path == "rir/models/readings.py"]
+    others = [n for n in names if n not in list_models()[:10]]
+    assert list_models()[10:10 + len(readings)] == readings == others
 
 
 # 3x3 kernels of the wide net (input 3->96; two layers per block at 96, 96, 192, 192, 192, 384, 384, 384)

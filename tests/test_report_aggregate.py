@@ -111,7 +111,8 @@ def test_smoke_tables_are_laid_out_like_the_paper(tmp_path, params):
     fig4 = _cell(data, "figure4", "resnet_18", "cifar10", {"layers_per_block": 3})
     assert fig4["n"] == 2 and fig4["mean"] == pytest.approx((81.5 + 81.8) / 2)
     families = data.groups
-    assert set(families["family"]) == {"table1_2", "table3", "table4", "table5", "figure4", "figure3"}
+    # The paper's families, and any a user adds to params.yaml.
+    assert set(families["family"]) >= {"table1_2", "table3", "table4", "table5", "figure4", "figure3"}
 
 
 def test_partial_results_count_pending_and_diverged_seeds(tmp_path, params):
@@ -270,3 +271,55 @@ def test_unsafe_yaml_is_refused(tmp_path):
     path.write_text("version: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_reference(path)
+
+
+# --- a table for every family ------------------------------------------------------------------------------
+
+def test_every_family_without_a_paper_table_gets_one_with_display_names_and_no_paper_column(tmp_path,
+                                                                                              params):
+    """A user's family (here a copy of params.yaml with one added) and an optional one that has run get a
+    table `family_<name>` with the same statistics as the paper's tables, in results/<p>/tables/ and in the
+    report; an optional family that has not run has none."""
+    from rir.config import reported_runs
+    from rir.report import context
+
+    mine = copy.deepcopy(params)
+    mine["families"]["mine"] = {"models": ["rir_18", "preact_rir_18_wide"], "datasets": ["cifar10"],
+                                "seeds": [0, 1, 2], "grid": {"width": [8, 16]}}
+    runs = expand_runs(mine, "smoke")
+    fx.write_results(tmp_path, runs, pending=[r for r in runs if "preact" in r and r.endswith("s2")])
+    data = load(mine, "smoke", tmp_path)
+    assert "family_preact" not in data.tables  # optional, not run: no table
+    table = data.tables["family_mine"]
+    assert table.attrs["table"]["paper"] is False and table["paper_value"].isna().all()
+    assert set(table["row"]) == {"18-layer RiR, width 8", "18-layer RiR, width 16",
+                                 "18-layer + wide pre-activation RiR, width 8",
+                                 "18-layer + wide pre-activation RiR, width 16"}
+    cell = _cell(data, "family_mine", "preact_rir_18_wide", "cifar10", {"width": 16})
+    assert (cell["n_runs"], cell["n_completed"], cell["n_pending"]) == (3, 2, 1)
+    done = [r.accuracy for r in data.records if r.spec.model == "preact_rir_18_wide" and r.accuracy
+            and r.spec.model_overrides.get("width") == 16]
+    assert cell["mean"] == pytest.approx(sum(done) / 2) and cell["half_width"] > 0
+    assert len(cell["run_ids"]) == 3 and {"figure3"} <= {t.removeprefix("family_") for t in data.tables}
+    written = write_tables(data, tmp_path / "tables")
+    assert tmp_path / "tables/family_mine.csv" in written
+    view = next(t for t in context(data, tmp_path / "figures")["tables"] if t["id"] == "family_mine")
+    assert view["paper"] is False and view["title"] == "Family mine: test accuracy (%)"
+    from rir.report import write_html
+
+    html = write_html(data, tmp_path / "report").read_text()
+    section = html.split('<h3 id="family_mine">', 1)[1].split("<h3", 1)[0].split("</section>", 1)[0]
+    assert "Family mine: test accuracy (%)" in section
+    assert "18-layer + wide pre-activation RiR, width 16" in section
+    assert "model \\ dataset" in section and "paper " not in section and "not available" not in section
+    assert "badge" not in section
+    assert section.count('href="#run-') == 3 * 4  # every run linked from its cell, the pending one too
+
+    # The optional family `preact` appears once one of its own runs (not Table 1-2's) has results.
+    optional = expand_runs(params, "smoke", optional=True, family="preact")
+    own = {k: v for k, v in optional.items() if k not in expand_runs(params, "smoke")}
+    assert own and set(reported_runs(params, "smoke", tmp_path)) == set(expand_runs(params, "smoke"))
+    fx.write_results(tmp_path, own)
+    assert set(reported_runs(params, "smoke", tmp_path)) == set(expand_runs(params, "smoke")) | set(own)
+    data = load(params, "smoke", tmp_path)
+    assert set(data.tables["family_preact"]["model"]) == {"rir_18_wide", "preact_rir_18_wide"}

@@ -107,7 +107,8 @@ def test_without_a_summary_the_report_says_how_to_run_it(tmp_path, params):
     from rir.report.html import render
 
     page = render(context(load(params, "smoke", tmp_path), tmp_path / "figures"))
-    assert "<code>snakemake gridsearch</code>" in page and "Not run." in page
+    assert "<code>snakemake --cores all gridsearch --config profile=smoke</code>" in page
+    assert "Not run." in page
 
 
 def test_a_damaged_summary_is_a_named_problem_not_a_crash(tmp_path, params, runs):

@@ -10,9 +10,8 @@ from fixtures.report import fixture_results as fx
 
 from rir.cli import main
 from rir.config import expand_runs, load_params, resolve_profile
-from rir.model_options import READINGS
 from rir.report import context, load, write_html
-from rir.report.readings import read_summary, summarize_readings
+from rir.report.readings import READINGS, read_summary, summarize_readings
 from rir.report.reference import load_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,7 @@ def test_summary_gives_each_reading_its_interval_and_distance_to_the_paper(paper
                                  load_reference())
     assert [r["model"] for r in summary["readings"]] == [r.model for r in READINGS]
     assert {d: p["value"] for d, p in summary["paper"].items()} == {"cifar10": 94.99, "cifar100": 77.10}
-    assert all("FACTS.md" in p["source"] for p in summary["paper"].values())
+    assert all("docs/paper.md" in p["source"] for p in summary["paper"].values())
     authors = summary["readings"][0]
     assert authors["used_by_claims"] and not any(r["used_by_claims"] for r in summary["readings"][1:])
     c10, c100 = authors["cells"]["cifar10"], authors["cells"]["cifar100"]
@@ -51,7 +50,7 @@ def test_rir_report_readings_writes_the_summary_and_the_report_shows_the_table(p
     params, runs, tmp = paper_results
     data = load(params, "paper", tmp / "results", runs={})
     assert context(data, tmp)["readings"] is None  # not run yet: the section says how to run it
-    assert "<code>snakemake readings</code>" in write_html(data, tmp / "report").read_text()
+    assert "<code>snakemake --cores all readings</code>" in write_html(data, tmp / "report").read_text()
     code = main(["report", "readings", "--params", str(ROOT / "params.yaml"), "--profile", "paper",
                  "--results", str(tmp / "results")])
     out = capsys.readouterr().out

@@ -154,12 +154,12 @@ def test_a_dry_run_writes_nothing_and_a_forced_rerun_trains_from_the_first_step(
 NEW_MODEL = '''"""A user's model: ResNet-18 under another name, in a file of its own."""
 
 from rir.models import register_model
-from rir.models.resnet import _18
+from rir.models.resnet import CNN, RESIDUAL, net
 
 
-@register_model
+@register_model(label="my ResNet-18", options={**CNN, **RESIDUAL})
 def my_resnet_18(num_classes, **o):
-    return _18(num_classes, resnet_init=False, **o)
+    return net(num_classes, resnet_init=False, **o)
 '''
 
 
@@ -183,10 +183,6 @@ def test_a_comment_retrains_nothing_and_one_models_code_retrains_its_runs_alone(
     assert dvc_ran(output(proc)) == {SMOKE_STAGE} and trained(output(proc)) == [], output(proc)[-3000:]
 
     (repo / "rir/models/my_resnet.py").write_text(NEW_MODEL)
-    options = repo / "rir/model_options.py"
-    entry = '    "all_cnn_c": _ALL_CNN,\n'
-    mine = '    "my_resnet_18": {**_CNN, **_RESIDUAL},\n'
-    options.write_text(options.read_text().replace(entry, entry + mine))
     assert planned_training(repo) == []
 
     all_cnn.write_text(all_cnn.read_text().replace("            n_in = n_out\n",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from rir import stages
+from rir import catalog, stages
+from rir.catalog import known_defaults
 from rir.config import data_settings, expand_runs, load_params, resolve_profile
 from rir.errors import UserError
-from rir.model_options import MODEL_OPTIONS, known_defaults
 from rir.stages import (
     ENTRY,
     EXEMPT,
@@ -26,7 +26,6 @@ from rir.stages import (
     data_stamp,
     digest,
     model_file,
-    model_files,
     module_digest,
     run_code_digest,
     run_stamp,
@@ -34,13 +33,19 @@ from rir.stages import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHED = (stages._tree, stages._imports, stages.module_digest, stages.model_files)
+CACHED = (stages._tree, stages._imports, stages.module_digest)
 MODELS = ("all_cnn_c", "all_cnn_c_resnet_init", "rir_18", "resnet_18")  # two of each model file
 
 
 def _forget() -> None:
     for cached in CACHED:
         cached.cache_clear()
+    catalog.refresh()
+
+
+def model_files() -> dict[str, str]:
+    """Model name -> the file that registers it, as rir.catalog reads them."""
+    return {name: model.path for name, model in catalog.models().items()}
 
 
 @pytest.fixture
@@ -48,6 +53,7 @@ def package(tmp_path, monkeypatch):
     """A copy of the rir package that rir.stages reads (its _ROOT) instead of this clone's: edit it freely."""
     shutil.copytree(ROOT / "rir", tmp_path / "rir", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(stages, "_ROOT", tmp_path)
+    monkeypatch.setattr(catalog, "ROOT", tmp_path)
     _forget()
     yield tmp_path
     _forget()
@@ -188,7 +194,8 @@ def test_a_new_model_file_is_found_and_changes_no_existing_run(package):
     before, files = digests(), dict(model_files())
     (package / "rir/models/mynet.py").write_text(
         '"""A net of a user\'s own."""\n\nfrom torch import nn\n\nfrom rir.layers import scaled\n'
-        "from rir.models import register_model\n\n\n@register_model\ndef mynet(num_classes, width_scale):\n"
+        "from rir.models import register_model\n\nOPTIONS = dict(init='msr', width_scale=1.0)\n\n\n"
+        "@register_model(label='my net', options=OPTIONS)\ndef mynet(num_classes, width_scale):\n"
         "    return nn.Linear(3 * 32 * 32, scaled(num_classes, width_scale))\n")
     _forget()
     assert model_files()["mynet"] == model_file("mynet") == "rir/models/mynet.py"
@@ -199,21 +206,25 @@ def test_a_new_model_file_is_found_and_changes_no_existing_run(package):
 
 
 def test_the_model_files_are_found_statically_every_registered_model_in_its_own():
+    from rir.models import _REGISTRY
+
     files = model_files()
-    assert set(files) == set(MODEL_OPTIONS)  # every model the registry has (rir.model_options), no other
+    assert set(files) == set(_REGISTRY)  # every model the registry has at import, no other
     assert files["rir_18"] == files["resnet_18"] == "rir/models/resnet.py"
     assert files["all_cnn_c"] == "rir/models/all_cnn.py"
-    with pytest.raises(UserError, match="model 'nope' is registered in no file of rir/models/"):
+    with pytest.raises(UserError, match="unknown model 'nope'; known models: cnn_18, "):
         model_file("nope")
 
 
-def test_a_decorator_called_or_reached_through_its_module_registers_too(package):
+def test_a_decorator_reached_through_its_module_registers_too(package):
     (package / "rir/models/other.py").write_text(
-        "import rir.models as registry\n\n\n@registry.register_model\ndef one(num_classes):\n"
-        "    return None\n\n\n@registry.register_model()\ndef two(num_classes):\n    return None\n\n\n"
-        "def helper():\n    return None\n")
+        "import rir.models as registry\n\nBASE = dict(init='msr', width_scale=1.0)\n\n\n"
+        "@registry.register_model(label='one', options=BASE)\ndef one(num_classes):\n"
+        "    return None\n\n\n@registry.register_model(label='two', options={**BASE, 'depth': 2})\n"
+        "def two(num_classes):\n    return None\n\n\ndef helper():\n    return None\n")
     _forget()
     assert model_file("one") == model_file("two") == "rir/models/other.py" and "helper" not in model_files()
+    assert catalog.model_defaults("two") == {"init": "msr", "width_scale": 1.0, "depth": 2}
 
 
 def test_the_training_closure_holds_what_every_run_executes_and_no_model_file():

@@ -1,53 +1,62 @@
-"""The model registry: every architecture behind the paper's Tables 1-5 and Figures 3-4, by name.
+"""The model registry: every architecture behind the paper's Tables 1-5 and Figures 3-4, and yours, by name.
 
-`create_model(name, num_classes=10, **overrides)` builds one; `list_models()` names them all in the paper's
-order; `model_summary(name)` gives parameters, forward FLOPs for one 3x32x32 image and depth in weighted
-layers. Each factory is one line that spells out its architecture, in the style of torchvision's
-`_resnet(BasicBlock, [2, 2, 2, 2])`. The options a user may override, and their defaults (the widths
-included, with the reasons), are the torch-free table `rir.model_options.MODEL_OPTIONS`; any other option
-is a `UserError` naming it.
+A model is a function `name(num_classes, **options) -> nn.Module` in a file of this package, registered where
+it is defined with its display name and every option it takes, with their defaults:
+
+    @register_model(label="18-layer ResNet", options={**CNN, **RESIDUAL})
+    def resnet_18(num_classes, **o): ...
+
+Each file here is found and imported when the package is (a new file needs nothing else), and
+rir.catalog reads the same registrations without torch for the workflow. `create_model(name,
+num_classes=10, **overrides)` builds one; `list_models()` names them all, the paper's first in its order;
+`model_summary(name)` gives parameters, forward FLOPs for one 3x32x32 image and depth in weighted layers.
+A mistake in a registration, an unknown option, or a model that does not build is one `UserError` line
+naming the model.
 
 Parameter counts (10 classes; `python -m rir models` prints all). The wide CNN and ResNet Init have
 9,469,930 parameters: 9,458,208 in 3x3 kernels (input 3->96; two layers per block at 96, 96, 192, 192, 192,
 384, 384, 384), 7,872 BatchNorm weights and biases, 3,850 in the 1x1 classifier (384 x 10 + 10). The wide
 ResNet and RiR add two 3x3 projection shortcuts with BatchNorm, 96->192 and 192->384: 829,440 + 1,152, so
-10,300,522. FACTS.md's "about 9.5 M" fits the nets without projections (`shortcut="identity"`: 9,469,930)
+10,300,522. The paper's "about 9.5 M" fits the nets without projections (`shortcut="identity"`: 9,469,930)
 or with the 1x1 projections of the authors' code (9,563,242); we keep the paper's stated 3x3 projection.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
+from rir import catalog
+from rir.catalog import list_models, model_defaults
 from rir.errors import UserError
 from rir.layers import ResNetInitConv2d, ResNetInitLinear
-from rir.model_options import (
-    BASE_WIDTH,
-    BLOCKS_18,
-    CHOICES,
-    MODEL_OPTIONS,
-    WIDE_WIDTH,
-    list_models,
-    model_defaults,
-)
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
+# Values the options of the 18-layer family may take (rir/models/resnet.py and readings.py), checked for any
+# model that has the option.
+CHOICES = dict(init=("msr", "xavier"), shortcut=("projection", "identity"),
+               outer_shortcut=("both", "residual"), sum_relu=("none", "after", "before"),
+               stride_at=("first", "last"), head=("conv", "conv_bn_relu", "mlp"))
 
 
-def register_model(fn):
-    """Register `fn(num_classes, **options)` under its own name, with that name's options and defaults in
-    `MODEL_OPTIONS` (`init` is applied by `create_model`, not passed on)."""
-    if fn.__name__ not in MODEL_OPTIONS:
-        raise RuntimeError(f"model {fn.__name__} has no entry in rir.model_options.MODEL_OPTIONS")
-    _REGISTRY[fn.__name__] = (fn, MODEL_OPTIONS[fn.__name__])
-    return fn
+def register_model(*, label: str, options: dict):
+    """Register the decorated `fn(num_classes, **options)` under its own name, with its display name `label`
+    and `options` (every option it takes, with its default; `init` is applied by `create_model`, not passed
+    on). rir.catalog reads the same call from the file without importing torch."""
+    def register(fn):
+        if fn.__name__ in _REGISTRY:
+            first = inspect.getsourcefile(_REGISTRY[fn.__name__][0])
+            raise UserError(f"model {fn.__name__} is registered twice: in {first} and in "
+                            f"{inspect.getsourcefile(fn)}; rename one")
+        _REGISTRY[fn.__name__] = (fn, dict(options))
+        return fn
+    return register
 
 
-__all__ = ["BASE_WIDTH", "BLOCKS_18", "WIDE_WIDTH", "create_model", "depth", "list_models", "model_defaults",
-           "model_summary", "register_model"]
+__all__ = ["create_model", "depth", "list_models", "model_defaults", "model_summary", "register_model"]
 
 
 def _is_int(value) -> bool:
@@ -108,7 +117,16 @@ def create_model(name: str, num_classes: int = 10, **overrides) -> nn.Module:
     options = {**defaults, **overrides}
     _validate(name, num_classes, options)
     init = options.pop("init")  # applied here, after the factory, to every model alike
-    model = factory(num_classes, **options)
+    try:
+        model = factory(num_classes, **options)
+    except UserError:
+        raise
+    except Exception as err:  # a user's model that does not build: one line, not a traceback
+        raise UserError(f"model {name} ({catalog.model(name).path}) does not build: "
+                        f"{type(err).__name__}: {err}") from err
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model {name} ({catalog.model(name).path}) returned {type(model).__name__}, "
+                        "not a torch.nn.Module")
     _initialize(model, init)
     return model
 
@@ -129,8 +147,12 @@ def model_summary(name: str, num_classes: int = 10, **overrides) -> dict:
     with torch.device("meta"):
         model = create_model(name, num_classes, **overrides).eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, 3, 32, 32, device="meta"))
+    try:
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, 3, 32, 32, device="meta"))
+    except Exception as err:
+        raise UserError(f"model {name} ({catalog.model(name).path}) fails on a 3x32x32 image: "
+                        f"{type(err).__name__}: {err}") from err
     return {"params": sum(p.numel() for p in model.parameters()),
             "flops_per_image": counter.get_total_flops(), "depth": depth(model)}
 
@@ -139,13 +161,14 @@ def _discover() -> None:
     """Import every model file of this package, which registers its models (`@register_model`). Found here,
     not imported by name, so a model file is nobody else's code (rir.stages: its runs alone depend on it)."""
     import importlib
-    import pkgutil
 
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    if set(_REGISTRY) != set(MODEL_OPTIONS):  # a name in one and not the other
-        raise RuntimeError(f"rir.models registers {sorted(_REGISTRY)}; rir.model_options has "
-                           f"{sorted(MODEL_OPTIONS)}")
+    declared = catalog.models()  # a malformed registration is refused here first, with its one line
+    for path in dict.fromkeys(m.path for m in declared.values()):
+        importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    for name, model in declared.items():
+        if name not in _REGISTRY or _REGISTRY[name][1] != model.options:
+            raise UserError(f"model {name} ({model.path}): its registration at import differs from the one "
+                            "read from the file; keep its label and options literals or constants")
 
 
 _discover()

@@ -50,13 +50,17 @@ class AllCNNC(nn.Module):
         return self.classifier(self.features(x)).mean(dim=(2, 3))
 
 
-@register_model
+# Its options: `dropout` (Springenberg's, after each stride-2 layer; none by default, see above).
+ALL_CNN = dict(init="msr", dropout=0.0, width_scale=1.0)
+
+
+@register_model(label="ALL-CNN-C", options=ALL_CNN)
 def all_cnn_c(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with standard initialization."""
     return AllCNNC(num_classes, False, dropout, width_scale)
 
 
-@register_model
+@register_model(label="ALL-CNN-C + ResNet Init", options=ALL_CNN)
 def all_cnn_c_resnet_init(num_classes, dropout, width_scale):
     """Table 5: ALL-CNN-C with ResNet Init."""
     return AllCNNC(num_classes, True, dropout, width_scale)

@@ -18,7 +18,7 @@ re-implementations add it to the residual stream only (`"residual"`). The paper'
 (Section 3: "A projection with a 3x3 convolution was used for residual blocks that increase
 dimensionality"), the authors' code defaults to 1x1; we follow the paper.
 
-The other public readings of RiR (rir.model_options.READINGS) differ in four switches, each defaulting to
+The other public readings of RiR (rir/models/readings.py) differ in four switches, each defaulting to
 the authors' choice: `sum_relu` (where the last ReLU sits around the sum), `stride_at` (which layer of a
 downsampling block has stride 2), `head` (the classifier) and, for RiR, `outer_shortcut`.
 """
@@ -31,6 +31,25 @@ from torch import nn
 
 from rir.layers import ResNetInitConv2d, conv_bn, scaled
 from rir.models import register_model
+
+# The options and their defaults, decided here (rir.catalog reads them without importing torch):
+# - WIDE_WIDTH = 96: the "18-layer + wide" net of Tables 1-2 (96, 192, 384 channels).
+# - BASE_WIDTH = 32: the paper does not give Table 3's widths. 32, 64, 128 make each stream of a two-stream
+#   net 16, 32, 64 channels, the widths of He et al.'s CIFAR ResNets, and keep the paper's "Because each
+#   stream uses only half the total filters, we investigate ... a wider 18-layer network" true of the wide
+#   net (3x). Override with `width=`.
+# - `width_scale` (every model, default 1) multiplies every channel count, for tiny smoke-test nets.
+# - `init`: MSR (He et al.) is the paper's choice for every weight tensor, Xavier the grid-searched
+#   alternative (Section 3).
+BASE_WIDTH = 32
+WIDE_WIDTH = 96
+BLOCKS_18 = (2, 3, 3)  # blocks per stage: 8 blocks x 2 layers + input conv + classifier = 18 layers
+CNN = dict(width=BASE_WIDTH, blocks=BLOCKS_18, layers_per_block=2, init="msr", width_scale=1.0,
+           stride_at="first", head="conv")
+WIDE = {**CNN, "width": WIDE_WIDTH}
+RESIDUAL = dict(shortcut="projection",  # for dimension-increasing blocks; identity elsewhere (Section 3)
+                sum_relu="none")  # the authors' code: no ReLU after the outer shortcut's sum
+RIR = dict(outer_shortcut="both")  # the authors' code: the outer shortcut feeds both streams
 
 
 class ZeroPadShortcut(nn.Module):
@@ -96,11 +115,12 @@ def _head(n_in: int, num_classes: int, kind: str, width_scale: float) -> nn.Modu
     """The classifier over the last stage's maps: class maps (B, classes, H, W), which the net averages
     over the positions, or logits (B, classes).
 
-    "conv": a 1x1 conv to the classes, then global average pooling (FACTS.md). "conv_bn_relu": nutszebra's,
-    the same with BatchNorm and ReLU on the class maps (its logits are >= 0). "mlp": weiaicunzai's, written
-    for CIFAR-100 ("without this convolution, loss will soon be nan"): a 3x3/2 conv without padding to 100
-    maps (8x8 -> 3x3), BatchNorm, ReLU, then Linear 900 -> 450, ReLU, dropout 0.5, Linear 450 -> classes;
-    its sizes are kept as written for every number of classes and scaled by `width_scale` like every width.
+    "conv": a 1x1 conv to the classes, then global average pooling (docs/paper.md). "conv_bn_relu":
+    nutszebra's, the same with BatchNorm and ReLU on the class maps (its logits are >= 0). "mlp":
+    weiaicunzai's, written for CIFAR-100 ("without this convolution, loss will soon be nan"): a 3x3/2 conv
+    without padding to 100 maps (8x8 -> 3x3), BatchNorm, ReLU, then Linear 900 -> 450, ReLU, dropout 0.5,
+    Linear 450 -> classes; its sizes are kept as written for every number of classes and scaled by
+    `width_scale` like every width.
     """
     if kind == "conv":
         return nn.Conv2d(n_in, num_classes, 1)
@@ -157,89 +177,57 @@ class EighteenLayerNet(nn.Module):
         return out.mean(dim=(2, 3)) if out.dim() == 4 else out
 
 
-# The registered models of this file (rir.models.register_model; their options: rir.model_options).
-def _18(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
+# The registered models of this file, in the paper's order (Table 3, then Tables 1-2).
+def net(num_classes, resnet_init, width, blocks, layers_per_block, width_scale, shortcut=None,
         outer_shortcut="both", sum_relu="none", stride_at="first", head="conv"):
+    """An `EighteenLayerNet` from a model's options (every registered model of the family is one)."""
     return EighteenLayerNet(num_classes, scaled(width, width_scale), tuple(blocks), layers_per_block,
                             resnet_init, shortcut, outer_shortcut, sum_relu, stride_at, head, width_scale)
 
 
-@register_model
+@register_model(label="18-layer CNN", options=CNN)
 def cnn_18(num_classes, **o):
     """Table 3: the standard CNN (every layer a plain conv, no shortcut)."""
-    return _18(num_classes, resnet_init=False, **o)
+    return net(num_classes, resnet_init=False, **o)
 
 
-@register_model
+@register_model(label="18-layer ResNet Init", options=CNN)
 def resnet_init_18(num_classes, **o):
     """Table 3: the CNN with every conv a ResNet Init layer (stacked generalized residual blocks)."""
-    return _18(num_classes, resnet_init=True, **o)
+    return net(num_classes, resnet_init=True, **o)
 
 
-@register_model
+@register_model(label="18-layer ResNet", options={**CNN, **RESIDUAL})
 def resnet_18(num_classes, **o):
     """Table 3: ResNet with 2-layer residual blocks (He et al.)."""
-    return _18(num_classes, resnet_init=False, **o)
+    return net(num_classes, resnet_init=False, **o)
 
 
-@register_model
+@register_model(label="18-layer RiR", options={**CNN, **RESIDUAL, **RIR})
 def rir_18(num_classes, **o):
     """Table 3: ResNet in ResNet, ResNet whose convs are ResNet Init layers (Figure 1d)."""
-    return _18(num_classes, resnet_init=True, **o)
+    return net(num_classes, resnet_init=True, **o)
 
 
-@register_model
+@register_model(label="18-layer + wide CNN", options=WIDE)
 def cnn_18_wide(num_classes, **o):
     """Tables 1-2: the wide CNN (96, 192, 384)."""
-    return _18(num_classes, resnet_init=False, **o)
+    return net(num_classes, resnet_init=False, **o)
 
 
-@register_model
+@register_model(label="18-layer + wide ResNet Init", options=WIDE)
 def resnet_init_18_wide(num_classes, **o):
     """Tables 1-2: the wide ResNet Init net."""
-    return _18(num_classes, resnet_init=True, **o)
+    return net(num_classes, resnet_init=True, **o)
 
 
-@register_model
+@register_model(label="18-layer + wide ResNet", options={**WIDE, **RESIDUAL})
 def resnet_18_wide(num_classes, **o):
     """Tables 1-2: the wide ResNet."""
-    return _18(num_classes, resnet_init=False, **o)
+    return net(num_classes, resnet_init=False, **o)
 
 
-@register_model
+@register_model(label="18-layer + wide RiR", options={**WIDE, **RESIDUAL, **RIR})
 def rir_18_wide(num_classes, **o):
-    """Tables 1-2: "18-layer + wide RiR", 94.99 % / 77.10 % in the paper (FACTS.md)."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-# The readings of RiR that are not one of the paper's models (rir.model_options.READINGS: where each comes
-# from). Their options carry the differences; the factories only say which kind of net each one is.
-@register_model
-def rir_18_wide_residual(num_classes, **o):
-    """The wide RiR with its outer shortcut into the residual stream only (outer_shortcut="residual")."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def rir_18_wide_identity(num_classes, **o):
-    """The wide RiR with identity shortcuts everywhere (shortcut="identity"): 9,469,930 parameters."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def resnet_18_wide_he(num_classes, **o):
-    """The wide ResNet with He et al.'s ReLU after the addition (sum_relu="after")."""
-    return _18(num_classes, resnet_init=False, **o)
-
-
-@register_model
-def rir_18_wide_nutszebra(num_classes, **o):
-    """nutszebra/resnet_in_resnet's RiR: r-only identity outer shortcut after the last ReLU, stride 2 in a
-    block's last layer, BatchNorm and ReLU on the class maps."""
-    return _18(num_classes, resnet_init=True, **o)
-
-
-@register_model
-def rir_18_wide_weiaicunzai(num_classes, **o):
-    """weiaicunzai/pytorch-cifar100's RiR: generalized blocks without an outer shortcut, an MLP head."""
-    return _18(num_classes, resnet_init=True, **o)
+    """Tables 1-2: "18-layer + wide RiR", 94.99 % / 77.10 % in the paper (rir/reference/paper.yaml)."""
+    return net(num_classes, resnet_init=True, **o)

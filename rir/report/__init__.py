@@ -61,7 +61,7 @@ class ReportData:
 def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
          reference_path: str | Path | None = None, runs: dict | None = None) -> ReportData:
     """Read a profile's results; `runs` replaces the profile's expansion (tests use it)."""
-    from rir.config import expand_runs, resolve_profile
+    from rir.config import reported_runs, resolve_profile
     from rir.report.aggregate import build_tables
     from rir.report.collect import read_ablation, read_runs
     from rir.report.gridsearch import read_summary
@@ -70,7 +70,7 @@ def load(params: dict[str, Any], profile: str | None, results_dir: str | Path,
 
     resolved = resolve_profile(params, profile)
     reference = load_reference(reference_path)
-    specs = runs if runs is not None else expand_runs(params, profile)
+    specs = runs if runs is not None else reported_runs(params, profile, results_dir)
     records = read_runs(results_dir, specs)
     ablation, ablation_errors = read_ablation(results_dir, specs)
     gridsearch, gridsearch_errors = read_summary(results_dir)
@@ -119,7 +119,8 @@ def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
 
     notes, family_notes = footnotes(data.records, data.reference, data.resolved)
     statuses = Counter(r.status for r in data.records)
-    verdicts = Counter(v for t in data.tables.values() for v in t["verdict"])
+    verdicts = Counter(v for t in data.tables.values() if t.attrs.get("table", {}).get("paper", True)
+                       for v in t["verdict"])
     return {
         "paper": data.reference["paper"],
         "prov": provenance(data.records, data.resolved, data.data),
@@ -134,7 +135,37 @@ def context(data: ReportData, figures_dir: str | Path) -> dict[str, Any]:
         "gridsearch": data.gridsearch,
         "readings": data.readings,
         "runs": run_views(data.records, data.reference),
+        "overview": overview(data),
+        "commands": commands(data.resolved["profile"]),
     }
+
+
+def commands(profile: str) -> dict[str, str]:
+    """The commands the report tells its reader to run, for this profile, as they run from the clone's root
+    (tests/test_report_html.py runs each one)."""
+    config = "" if profile == "paper" else f" --config profile={profile}"
+    return {"gridsearch": f"snakemake --cores all gridsearch{config}",
+            "readings": f"snakemake --cores all readings{config}",
+            "figures": f"rir report figures --profile {profile}"}
+
+
+def overview(data: ReportData) -> dict[str, Any]:
+    """Every model at its default options (no family grid point) against the datasets: mean test accuracy
+    over its finished seeds, for the top of the report."""
+    from rir.catalog import label
+    from rir.report.stats import summarize
+
+    runs = data.runs[(data.runs["grid"] == "{}") & (data.runs["status"] == "completed")]
+    runs = runs.drop_duplicates("run_id")
+    datasets = [d for d in data.reference["datasets"] if d in set(runs["dataset"])]
+    rows = []
+    for model in dict.fromkeys(runs["model"]):
+        cells = []
+        for dataset in datasets:
+            done = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]["test_accuracy"]
+            cells.append({**summarize([float(a) for a in done]), "n": len(done)} if len(done) else None)
+        rows.append({"model": label(model), "cells": cells})
+    return {"datasets": [data.reference["datasets"][d] for d in datasets], "rows": rows}
 
 
 def write_html(data: ReportData, report_dir: str | Path) -> Path:

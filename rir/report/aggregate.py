@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from rir.model_options import known_defaults
+from rir.catalog import known_defaults, label
 from rir.report.collect import COMPLETED, DIVERGED, PENDING, UNREADABLE, RunRecord
 from rir.report.stats import summarize
 
@@ -143,9 +143,12 @@ def _axis_label(axis: str, cell: dict[str, Any], reference: dict[str, Any]) -> s
     if axis == "model":
         if cell.get("model") is None:
             return cell.get("label", "?")
-        return reference["models"].get(cell["model"], cell["model"])
+        return label(cell["model"])
     if axis == "dataset":
         return reference["datasets"].get(cell["dataset"], cell["dataset"])
+    if axis == "point":  # a family's model at one point of its grid
+        grid = cell.get("grid") or {}
+        return label(cell["model"]) + "".join(f", {k} {_label(v)}" for k, v in sorted(grid.items()))
     return _label((cell.get("grid") or {}).get(axis, "—"))
 
 
@@ -194,11 +197,28 @@ def build_table(table_id: str, table: dict[str, Any], groups: pd.DataFrame,
     return pd.DataFrame(cells).reindex(columns=columns)
 
 
+def family_table(family: str, datasets: list[str]) -> dict[str, Any]:
+    """The table of a family that no table of paper.yaml shows (a user's, or a figure's runs): its models
+    (at each point of its grid) by display name against the datasets, with no paper column."""
+    return {"title": f"Family {family}: test accuracy (%)", "family": family, "datasets": datasets,
+            "row": "point", "column": "dataset", "cells": [], "paper": False}
+
+
 def build_tables(records: list[RunRecord], reference: dict[str, Any], resolved: dict[str, Any]):
-    """(runs frame, family groups, {table id: cells}) for every table of paper.yaml."""
+    """(runs frame, family groups, {table id: cells}): every table of paper.yaml, then a table `family_<name>`
+    for every other family that has runs here. Each frame's attrs["table"] is its definition."""
     runs = runs_frame(records, resolved)
     groups = family_groups(runs)
-    tables = {tid: build_table(tid, t, groups, reference) for tid, t in reference["tables"].items()}
+    definitions = {tid: {**t, "paper": True} for tid, t in reference["tables"].items()}
+    shown = {t["family"] for t in definitions.values()}
+    ran = set(groups["family"]) if len(groups) else set()
+    for family in [*resolved.get("families", {}), *resolved.get("optional_families", {})]:
+        if family in ran and family not in shown:
+            definitions[f"family_{family}"] = family_table(family, list(reference["datasets"]))
+    tables = {}
+    for tid, definition in definitions.items():
+        tables[tid] = build_table(tid, definition, groups, reference)
+        tables[tid].attrs["table"] = definition
     return runs, groups, tables
 
 

@@ -1,4 +1,4 @@
-"""The seven qualitative claims of the paper's text (FACTS.md), each judged from the reproduced numbers.
+"""The seven qualitative claims of the paper's text (docs/paper.md), each judged from the reproduced numbers.
 
 Every claim has a stated rule (shown in the report) and a verdict: holds, fails, or not enough data.
 Comparisons use the mean over seeds of a table cell; a cell whose every finished seed diverged scores
@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from rir.catalog import label
 from rir.report.aggregate import DIVERGED, records
 
 HOLDS, FAILS, NOT_ENOUGH = "holds", "fails", "not enough data"
@@ -75,8 +76,7 @@ def _pairs(cells, pairs, reference) -> list[tuple[str, bool | None]]:
             a, b = _find(cells, better, dataset), _find(cells, worse, dataset)
             if not (a and a.get("n_runs")) and not (b and b.get("n_runs")):
                 continue  # neither is part of this profile's grid
-            names = reference["models"]
-            what = (f"{names.get(better, better)} > {names.get(worse, worse)}, "
+            what = (f"{label(better)} > {label(worse)}, "
                     f"{reference['datasets'][dataset]}")
             out.append(_greater(what, _score(a), _score(b)))
     return out

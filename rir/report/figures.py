@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from rir.catalog import label
 from rir.report.collect import MARKS, RunRecord
 
 MANIFEST = "index.json"
@@ -47,7 +48,7 @@ def _finish(fig, title: str, mark: str | None, target: Path) -> None:
 
 
 def _group_label(spec, reference: dict[str, Any], grid: dict[str, Any]) -> str:
-    name = reference["models"].get(spec.model, spec.model)
+    name = label(spec.model)
     extra = ", ".join(f"{k}={'×'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in grid.items())
     return f"{name} ({extra})" if extra else name
 
@@ -115,7 +116,7 @@ def figure3(ablation: pd.DataFrame, reference: dict[str, Any], mark: str | None,
             else:
                 ax.text(0.5, 0.5, "pending", ha="center", va="center", transform=ax.transAxes)
             what = "kernels that write the stream" if reading == "write" else "kernels that read the stream"
-            name = f"{reference['models'].get(model, model)}, {reference['datasets'].get(dataset, dataset)}"
+            name = f"{label(model)}, {reference['datasets'].get(dataset, dataset)}"
             ax.set_title(f"{name}\nzeroing the {what}", fontsize=9)
             ax.set_xlabel("ResNet Init layer (forward order)")
             ax.set_ylabel("test accuracy (%)")
@@ -144,7 +145,7 @@ def figure4(cells: pd.DataFrame, reference: dict[str, Any], mark: str | None, ta
                          for c in mine if c["model"] == model)
             shift = 0.04 * (k - (len(models) - 1) / 2)  # side by side, so error bars do not hide each other
             ax.errorbar([p[0] + shift for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
-                        marker="o", capsize=4, label=reference["models"].get(model, model))
+                        marker="o", capsize=4, label=label(model))
         ax.set_xticks(sorted({c["grid"]["layers_per_block"] for c in mine}))
         # With two seeds the t-interval is wide (t = 12.7): keep the axis on possible accuracies.
         low, high = ax.get_ylim()

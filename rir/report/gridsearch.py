@@ -1,7 +1,7 @@
 """The paper's hyperparameter search, run as an optional family: which setting wins on held-out data.
 
 Section 3: "hyperparameters were chosen by a grid search over learning rate, L2 penalty, initialization,
-optimizer and shortcut type" (FACTS.md). `snakemake gridsearch` trains params.yaml's `optional_families`;
+optimizer and shortcut type" (docs/paper.md). `snakemake gridsearch` trains params.yaml's `optional_families`;
 each run holds out the last N training images (`holdout`) and reports its accuracy on them, never on the test
 set. This module ranks the settings of each (family, model, dataset) by their mean held-out accuracy over
 finished seeds and says whether the recipe every table trains with is the winner. The optimizer is not
@@ -24,7 +24,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from rir.model_options import known_defaults
+from rir.catalog import known_defaults
 from rir.report.aggregate import grid_key, runs_frame
 from rir.report.collect import (
     COMPLETED,

@@ -1,20 +1,20 @@
-"""The readings of RiR side by side (issue 15): which public reading of the architecture earns 94.99 / 77.10.
+"""The readings of RiR side by side: which public reading of the architecture earns 94.99 / 77.10.
 
 `snakemake readings` trains params.yaml's optional family `readings` (every model of
-rir.model_options.READINGS, both datasets); `rir report readings` summarizes it into
+READINGS below, both datasets); `rir report readings` summarizes it into
 RESULTS/readings/summary.json (what the HTML report shows), summary.csv and summary.md: for each reading its
 parameters (from the runs' metrics.json), its mean test accuracy over finished seeds with the 95 %
-t-interval, and its distance to the paper's wide-RiR values, the only paper values FACTS.md confirms
+t-interval, and its distance to the paper's wide-RiR values, the only paper values docs/paper.md confirms
 (94.99 % on CIFAR-10, 77.10 % on CIFAR-100, read with their sources from rir/reference/paper.yaml). The
 tables and claims of the report use the authors' reading (rir_18_wide) whatever this table says.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rir.model_options import READINGS
 from rir.report.collect import (
     COMPLETED,
     describe_data,
@@ -25,9 +25,66 @@ from rir.report.collect import (
 )
 from rir.report.stats import summarize
 
+TREEANO = "diogo149/treeano, treeano/sandbox/nodes/resnet.py"
+NUTSZEBRA = "nutszebra/resnet_in_resnet, resnet_in_resnet.py (Chainer)"
+PYTORCHCV = "osmr/imgclsmob, pytorchcv (PyPI) models/rir_cifar.py, rir_cifar10 / rir_cifar100"
+WEIAICUNZAI = "weiaicunzai/pytorch-cifar100, models/rir.py"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One public reading of the wide 18-layer RiR: the model that encodes it and where it comes from."""
+
+    name: str  # short key, e.g. "authors"
+    model: str  # the registered model (a paper model where the reading is one: its runs are Table 3's)
+    label: str  # what the reading is, in a few words
+    source: str  # the code or text it comes from
+    origin: str  # one sentence: where it comes from and what it does differently
+
+
+# In the order the report lists them: the authors' first (the reading every table and claim uses).
+READINGS: tuple[Reading, ...] = (
+    Reading("authors", "rir_18_wide", "the authors' RiR: outer shortcut into both streams", TREEANO,
+            "The authors' own code: residual_block_conv_2d with ResnetInitConv2DNode sums the block's "
+            "shortcut with its whole output x = [r; t], so both streams get it; a projection (conv + "
+            "BatchNorm, 3x3 as Section 3 says) where dimensions grow; no ReLU after the sum."),
+    Reading("residual_only", "rir_18_wide_residual", "outer shortcut into the residual stream only",
+            NUTSZEBRA,
+            "docs/paper.md's other reading, the one nutszebra's Chainer code implements (RiR.__call__ adds "
+            "the block's input r to r' alone): here with the authors' other choices, so only that one thing "
+            "differs."),
+    Reading("no_outer", "resnet_init_18_wide", "no outer shortcut (ResNet Init)", PYTORCHCV,
+            "pytorchcv's rir_cifar10 stacks generalized residual blocks with no ResNet-level shortcut; "
+            "weight for weight it is our ResNet Init net in eval mode (tests/test_readings.py); "
+            "weiaicunzai's code also has its outer shortcut commented out."),
+    Reading("identity", "rir_18_wide_identity", "identity shortcuts everywhere (the 'about 9.5 M')",
+            "docs/paper.md: 'about 9.5 M' parameters",
+            "The authors' RiR with zero-padded identity shortcuts also where dimensions grow: 9,469,930 "
+            "parameters, the only reading that matches the paper's 'about 9.5 M' with 3x3 kernels (Section 3 "
+            "asks for a 3x3 projection there, which makes 10,300,522)."),
+    Reading("resnet", "resnet_18_wide", "the original ResNet as the authors build it (no ReLU after the sum)",
+            TREEANO,
+            "The paper compares RiR with 'the original ResNet'; the authors' residual_block_conv_2d removes "
+            "the last ReLU and adds nothing after the sum, as our resnet_18 does."),
+    Reading("resnet_he", "resnet_18_wide_he", "the original ResNet with He et al.'s ReLU after the addition",
+            "He et al. 2015, arXiv:1512.03385, Section 3.2 and Figure 2",
+            "He et al.'s block applies 'the second nonlinearity after the addition'; otherwise the authors' "
+            "ResNet (3x3 projections where dimensions grow)."),
+    Reading("nutszebra", "rir_18_wide_nutszebra", "nutszebra's Chainer RiR, every difference", NUTSZEBRA,
+            "The outer shortcut into r only and zero-padded (no projection), added after the block's last "
+            "ReLU; stride 2 in a block's second layer; BatchNorm and ReLU on the class maps before pooling. "
+            "Its README quotes 94.99 and its own 94.43 on CIFAR-10 (300 epochs, another recipe)."),
+    Reading("weiaicunzai", "rir_18_wide_weiaicunzai", "weiaicunzai's PyTorch RiR, every difference",
+            WEIAICUNZAI,
+            "Generalized blocks with no outer shortcut (commented out), then a 3x3/2 conv to 100 maps, "
+            "BatchNorm, ReLU and a 900-450-classes MLP with dropout 0.5 instead of the 1x1 conv and pooling; "
+            "its learned 1x1 residual projections where dimensions grow fold into W_rr and are not encoded."),
+)
+
+
 SUMMARY_FOLDER = "readings"
 FAMILY = "readings"
-PAPER_MODEL = "rir_18_wide"  # the paper's "18-layer + wide RiR" cells of Tables 1-2 (FACTS.md)
+PAPER_MODEL = "rir_18_wide"  # the paper's "18-layer + wide RiR" cells of Tables 1-2 (docs/paper.md)
 
 
 def paper_values(reference: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -5,10 +5,10 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from rir.config import data_settings, expand_runs, resolve_profile
+from rir.config import data_settings, expand_runs, reported_runs, resolve_profile, user_optional_families
 from rir.errors import UserError
 from rir.gpu import cpu_refusal, gpu_job_threads, gpu_slots
-from rir.model_options import known_defaults
+from rir.catalog import known_defaults
 from rir.stages import RUN_FILES, code_files, data_stamp, digest, run_stamp, write_stamp
 from rir.timelimits import cluster_settings, data_sizes, rule_minutes
 from rir.timelimits import warning as cluster_warning
@@ -26,6 +26,10 @@ try:
     RUNS = expand_runs(config, PROFILE)
     GRIDSEARCH_RUNS = expand_runs(config, PROFILE, optional=True, family="gridsearch")
     READINGS_RUNS = expand_runs(config, PROFILE, optional=True, family="readings")
+    # Every other optional family (a user's) is a target of its own name (Snakefile); the tables take its
+    # runs once one of its own has run (rir.config.reported_runs).
+    USER_FAMILIES = user_optional_families(config, PROFILE)
+    REPORTED = reported_runs(config, PROFILE, f"results/{PROFILE}")
     ALL_RUNS = {**RUNS, **expand_runs(config, PROFILE, optional=True)}
     DATASETS = sorted({run.dataset for run in ALL_RUNS.values()})
     # What each dataset and each run is (rir.stages): the settings, the configuration and the code it runs.

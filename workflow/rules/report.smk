@@ -1,11 +1,12 @@
 # Aggregation and the report: tables (CSV/JSON under results/), figures, and one self-contained HTML page.
-# They read params.yaml (which runs make which table) and are quick, so any edit of it redoes them.
+# They read params.yaml (which runs make which table) and are quick, so any edit of it redoes them. Their runs
+# are the default families' and those of every optional family of a user's that has run (REPORTED).
 
 
 rule tables:
     input:
-        expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(RUNS)),
-        expand(f"{RESULTS}/evaluations/{{run}}.json", run=sorted(RUNS)),
+        expand(f"{RESULTS}/runs/{{run}}/metrics.json", run=sorted(REPORTED)),
+        expand(f"{RESULTS}/evaluations/{{run}}.json", run=sorted(REPORTED)),
         expand(f"{RESULTS}/ablation/{{run}}.csv", run=ABLATED),
         "params.yaml",
         CODE["report"],
@@ -23,7 +24,7 @@ rule tables:
 rule figures:
     input:
         f"{RESULTS}/tables",
-        expand(f"{RESULTS}/runs/{{run}}/history.csv", run=sorted(RUNS)),
+        expand(f"{RESULTS}/runs/{{run}}/history.csv", run=sorted(REPORTED)),
         "params.yaml",
         CODE["report"],
     output:
@@ -78,7 +79,7 @@ rule report:
         # The one place where the DAG depends on what exists when the Snakefile is parsed, and why: the report
         # shows an optional family's summary once `snakemake gridsearch` (or `readings`) has made it, and is
         # redone when it changes (a grid changed in params.yaml is trained first); but the default target
-        # must never train an optional family (DESIGN.md), so before that the summary stays out of the DAG.
+        # must never train an optional family (README), so before that the summary stays out of the DAG.
         [GRIDSEARCH_SUMMARY] if os.path.exists(f"{GRIDSEARCH_SUMMARY}/summary.json") else [],
         [READINGS_SUMMARY] if os.path.exists(f"{READINGS_SUMMARY}/summary.json") else [],
     output:
