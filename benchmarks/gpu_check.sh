@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check of issue 7, one prepared script: `rir bench` at batch 500 for rir_18_wide and rir_18 in bf16 +
+# GPU check of the speed targets, one prepared script: `rir bench` at batch 500 for rir_18_wide and rir_18 in bf16 +
 # channels_last, bf16 and tf32 (the recipe's math mode); then 1, 2 and 4 concurrent rir_18 runs sharing the GPU (images/s per run and
 # in total: how many runs a card should take, `runs_per_gpu`); then torch.compile of the wide net; then exact fp32
 # (TF32 off) + channels_last of both nets if time is left, the other side of the tf32 decision (rir/recipe.py). The most important measurements come first.
@@ -67,7 +67,8 @@ bench() {  # NAME NEEDED_SECONDS ARGS...: one record, skipped when less than NEE
     pack
 }
 
-# Single runs: the paper's wide net first (issue 7's 35 % target is for it in bf16), then the base width.
+# Single runs: the paper's wide net first (benchmarks/README.md's 35 % target is for it in bf16), then the
+# base width.
 for model in rir_18_wide rir_18; do
     bench "$model-bf16-cl" 25 --model "$model" --precision bf16 --channels-last --steps 30 --warmup 5
     bench "$model-bf16" 25 --model "$model" --precision bf16 --steps 30 --warmup 5

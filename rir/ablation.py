@@ -2,9 +2,9 @@
 
 The paper (Section 3, Figure 3) zeroes "learned connections of each stream in a trained ResNet Init model a
 single layer at a time" and reads from the accuracy which stream each stage relies on. Which kernels that
-means is not stated (FACTS.md), so both readings are measured: "write" zeroes the kernels that write INTO the
-stream (W_rr and W_tr for the residual stream), "read" those that read FROM it (W_rr and W_rt). The identity
-shortcut is never zeroed. The result is a tidy CSV, one row per (layer, stream, reading).
+means is not stated (docs/paper.md), so both readings are measured: "write" zeroes the kernels that write
+INTO the stream (W_rr and W_tr for the residual stream), "read" those that read FROM it (W_rr and W_rt). The
+identity shortcut is never zeroed. The result is a tidy CSV, one row per (layer, stream, reading).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 The paper trains with "only standard augmentation by random crops and horizontal flips" (Section 3); the
 crops follow He et al. (2015b): pad 4 pixels on each side, take a random 32x32 window. The padding value is
-not in the paper (FACTS.md); we pad with 0 in pixel space (black, as torchvision's `RandomCrop(32,
+not in the paper (docs/paper.md); we pad with 0 in pixel space (black, as torchvision's `RandomCrop(32,
 padding=4)` does on uint8 images), before the per-channel normalization.
 
-Design (DESIGN.md, "Data stays on the device"):
+Design (the data stays on the device):
 - the images are padded once and moved once, as uint8 (50000 x 3 x 40 x 40 bytes = 240 MB for CIFAR);
 - the order and the augmentation of epoch `e` are drawn on the CPU from a generator seeded by (seed, e) and
   moved to the device once per epoch, so any epoch can be replayed exactly (resume), on any device;

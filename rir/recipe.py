@@ -1,10 +1,10 @@
 """The paper's training recipe (Section 3) as one validated config, `TrainConfig`: plain data, no torch.
 
-Recipe (FACTS.md): SGD with momentum 0.9, minibatch 500, L2 penalty 1e-4, 82 epochs, learning rate x0.1 after
-epochs 42 and 62, MSR initialization (the models do that), BatchNorm running statistics at test time, random
-crops and horizontal flips. `TrainConfig` holds it; every default says where it comes from.
+Recipe (docs/paper.md): SGD with momentum 0.9, minibatch 500, L2 penalty 1e-4, 82 epochs, learning rate
+x0.1 after epochs 42 and 62, MSR initialization (the models do that), BatchNorm running statistics at test
+time, random crops and horizontal flips. `TrainConfig` holds it; every default says where it comes from.
 
-Decisions the paper leaves open (FACTS.md, "Not known"), each made here and configurable:
+Decisions the paper leaves open (docs/paper.md, "Not known"), each made here and configurable:
 - Initial learning rate 0.1: He et al. (2015b)'s CIFAR value; the RiR authors tuned their recipe on the
   original ResNet ("We optimize the hyperparameters for the original ResNet architecture").
 - L2 convention "sum": the penalty is loss + 1e-4 * sum(w^2), the convention of the authors' Theano tools
@@ -23,7 +23,7 @@ Decisions the paper leaves open (FACTS.md, "Not known"), each made here and conf
   plain fp32 units, 67 against 494.5 dense TFLOP/s (data sheet), which would take the paper profile far past
   its 4 H100-hour budget (`rir plan` prints both). `precision: fp32` is exact fp32 (TF32 off for
   convolutions and matmuls), `bf16` is bf16 autocast. Until a GPU measurement compares tf32 with exact fp32
-  on the same runs (the GPU measurement issue), this is a decision, not a finding. On the CPU TF32 does not
+  on the same runs, this is a decision, not a finding. On the CPU TF32 does not
   exist: a tf32 run computes, and records, exact fp32 (metrics.json `math_mode`).
 - Device `auto`: CUDA when torch can use it; GPUs that torch cannot use are an error, and the CPU is taken
   unasked for synthetic data only (rir.device). `device: cpu` asks for the CPU.

@@ -1,6 +1,7 @@
 """The training step of the paper's recipe, shared by `rir train` and `rir bench` (so the bench times it).
 
-Speed switches (issue 7), each a recorded TrainConfig option or a function of the device alone:
+Speed switches (the targets: docs/speed.md), each a recorded TrainConfig option or a function of the
+device alone:
 - the math mode (`precision`: exact fp32, tf32, or bf16 autocast with fp32 master weights and optimizer state;
   rir.device sets it); under TF32 and bf16 ResNet Init layers take their explicit form by themselves
   (rir.layers), so 1 + w never rounds away a small learned w.

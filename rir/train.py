@@ -260,7 +260,7 @@ def _not_resumable(saved: dict, cfg: TrainConfig, code: str) -> str | None:
     same resolved configuration (except `TrainConfig.RESUMABLE_CHANGES`, which cannot change the numbers),
     the same code (`rir.stages.run_code_digest`: the modules the run executes, docstrings and comments
     aside), and epochs left to train. Anything else starts again
-    from the first step (DESIGN.md, "Resumable state belongs to one run as configured"). A change in the
+    from the first step (DEVELOPING.md, "Resumable state belongs to one run as configured"). A change in the
     code restarts a half-finished run too: mixing epochs of two versions of the code would make a number
     that no version computes, the safer choice for a reproduction (DEVELOPING.md, "Reruns").
     """

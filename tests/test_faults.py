@@ -31,13 +31,14 @@ import pytest
 import torch
 import yaml
 from payloads import RunsCode
-from pipeline import env, sh
+from pipeline import SHOW_JOBS, env, sh
 
 from rir.config import expand_runs, load_params, resolve_profile
 from rir.train import EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ("--cores", "2", "--config", "profile=smoke")  # README's command, with this machine's two cores
+# README's command, with this machine's two cores, and Snakemake's job blocks shown: the tests read them
+SMOKE = ("--cores", "2", *SHOW_JOBS, "--config", "profile=smoke")
 RESULTS = Path("results/smoke")
 # The tiny run of the disk and checkpoint cases: 512 images in batches of 64, so 8 steps per epoch.
 TINY = ("--model", "resnet_18", "--override", "width=8", "--batch-size", "64", "--lr", "0.05", "--device",

@@ -24,7 +24,7 @@ import time
 
 import pytest
 import yaml
-from pipeline import env, fresh_copy
+from pipeline import SHOW_JOBS, env, fresh_copy
 
 from rir import gpu
 from rir.config import expand_runs
@@ -61,7 +61,7 @@ def _dry_run_threads(repo, run_env, run_id) -> int:
     params["profiles"]["smoke"]["recipe"].pop("threads")
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--cores",
-                           str(CORES), "--config", "profile=smoke", "--",
+                           str(CORES), *SHOW_JOBS, "--config", "profile=smoke", "--",
                            f"results/smoke/runs/{run_id}/metrics.json"],
                           cwd=repo, env=run_env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -19,6 +19,8 @@ import subprocess
 import pytest
 from pipeline import DEBIAN_PYTHON, ROOT, readme_commands, system_python_supported
 
+from rir.config import expand_runs, load_params
+
 VENV_SETUP = "python3 -m venv .venv && . .venv/bin/activate && "  # what every install line starts with
 
 
@@ -87,6 +89,18 @@ def test_readme_command_1_in_a_fresh_clone_on_debians_python(quickstart):
     # Every job ran in the clone's environment, on Debian's Python.
     runs = sorted((repo / "results/smoke/runs").glob("*/env.json"))
     assert runs and {json.loads(p.read_text())["python"] for p in runs} == {version}, runs
+
+    # The console a person watches: one line per finished training with its accuracy, time and log, no job
+    # blocks (they stay in the jobs' logs), and the report's path last.
+    console = [line for line in quickstart["console"].splitlines() if line.strip()]
+    runs = expand_runs(load_params(repo / "params.yaml"), "smoke")
+    for run in runs:
+        said = [line for line in console if line.startswith(f"{run}: ")]
+        assert len(said) == 1 and re.fullmatch(rf"{run}: test accuracy \d+\.\d\d % after 3 epochs, \d+ s "
+                                               rf"\(synthetic cifar10+\), in results/smoke/runs/{run}  "
+                                               rf"\[logs/smoke/train/{run}\.log\]", said[0]), said
+    assert console[-1] == "report: reports/smoke/index.html", console[-5:]
+    assert "rule train:" not in quickstart["console"] and len(console) < 5 * len(runs), len(console)
 
     # The tar refusals on this Python itself; where it predates data_filter, that is the fallback's proof.
     tar_tests = quickstart["tar_tests"]

@@ -12,7 +12,7 @@ import shutil
 import sys
 
 import pytest
-from pipeline import fresh_copy, sh, trained
+from pipeline import SHOW_JOBS, fresh_copy, sh, trained
 
 from rir.config import expand_runs, load_params
 
@@ -46,5 +46,5 @@ def test_readings_through_snakemake_then_through_dvc(tmp_path):
     sh(repo, "dvc", "checkout")
     again = _summary(repo)
     assert again == first
-    proc = sh(repo, *smk[:-2], "--dry-run", *smk[-2:])
+    proc = sh(repo, *smk[:-2], "--dry-run", *SHOW_JOBS, *smk[-2:])
     assert trained(proc.stdout + proc.stderr) == [], proc.stdout[-2000:]

@@ -69,6 +69,26 @@ def test_smoke_report_shows_every_table_figure_claim_and_the_banner(smoke_report
     assert (tables / "table3.csv").is_file() and (tables / "claims.json").is_file()
 
 
+def test_on_synthetic_data_verdicts_are_a_pipeline_check_and_an_overview_comes_first(smoke_report):
+    """Synthetic numbers say nothing of the paper: the verdicts are shown as the rule's check, in grey (the
+    page's `synthetic-data` class turns every badge grey and dashed), not red; the banner informs without
+    alarm. Before the rules and tables, every model at its default options against the datasets."""
+    html = (smoke_report / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<body class="synthetic-data">' in html and "not reproduced" in html
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert re.search(r"\.synthetic-data \.badge \{ color: var\(--info\)", style)
+    banner = re.search(r"\.synthetic-banner \{ background: ([^;]+);", style).group(1)
+    assert banner != "var(--bad)", banner
+    assert html.index('id="overview"') < html.index('id="rules"') < html.index('id="tables"')
+    overview = html.split('id="overview"', 1)[1].split("</section>", 1)[0]
+    assert "18-layer + wide RiR" in overview and "ALL-CNN-C + ResNet Init" in overview
+    assert "CIFAR-10" in overview and "CIFAR-100" in overview and "n=1" in overview
+    # A cell of a paper table is three short lines: the reproduced value, the paper's with the difference,
+    # the verdict (and the runs); the range and spread are the value's tooltip.
+    cell = html.split('id="table1"', 1)[1].split('<td class="cell">', 2)[1].split("</td>", 1)[0]
+    assert cell.count('class="line') <= 3 and "range " not in cell.split('title="', 1)[-1].split('"', 1)[1]
+
+
 def test_stages_run_one_at_a_time(tmp_path, capsys):
     runs = expand_runs(load_params(PARAMS), "smoke")
     fx.write_results(tmp_path / "results", runs, pending=set(list(runs)[2:]))
@@ -218,3 +238,23 @@ def test_real_data_report_has_no_synthetic_label(tmp_path):
     assert "SYNTHETIC DATA" not in body and "synthetic-banner" not in body
     assert 'class="badge v-reproduced">reproduced' in html  # 95.2 ± 0 against 94.99
     assert "2 different code versions trained these runs" in html and "0123456789ab (dirty)" in html
+
+
+@pytest.mark.slow
+def test_every_command_the_smoke_report_prints_runs_as_printed(snakemade, tmp_path):
+    """The commands the finished smoke report tells its reader to run (the optional families' targets, in
+    the profile's form), each run as printed in a copy of the workspace: every one exits 0."""
+    import html as markup
+
+    from pipeline import sh
+
+    repo = tmp_path / "repo"
+    shutil.copytree(snakemade, repo, symlinks=True)
+    page = (repo / "reports/smoke/index.html").read_text(encoding="utf-8")
+    commands = list(dict.fromkeys(markup.unescape(c) for c in
+                                  re.findall(r"<code>((?:snakemake|rir|dvc) [^<]*)</code>", page)))
+    assert {"snakemake --cores all gridsearch --config profile=smoke",
+            "snakemake --cores all readings --config profile=smoke"} <= set(commands), commands
+    for command in commands:
+        proc = sh(repo, "bash", "-c", command, check=False)
+        assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-2000:])

@@ -106,11 +106,15 @@ def run(args: argparse.Namespace) -> int:
         if job:
             print(f"SLURM is preempting job {job}: requeued it, it resumes from the checkpoint", flush=True)
         return EXIT_PREEMPTED
+    name = args.run or str(args.out)
+    # The last line says what became of the run: the workflow shows it on the console (workflow/rules).
     if metrics["status"] == "diverged":
-        print(f"diverged: the training loss became NaN/inf in epoch {metrics['diverged_epoch']}")
+        print(f"{name}: diverged, the training loss became NaN/inf in epoch {metrics['diverged_epoch']}")
         return 0 if args.allow_diverged else EXIT_DIVERGED
-    print(f"test accuracy {metrics['test_accuracy']:.2f}% ({metrics['eval_split']}), "
-          f"{metrics['data']} {metrics['dataset']}, written to {args.out}")
+    split = "" if metrics["eval_split"] == "test" else f", on {metrics['eval_split']}"
+    print(f"{name}: test accuracy {metrics['test_accuracy']:.2f} % after {metrics['epochs_completed']} "
+          f"epochs, {metrics['wall_seconds']:.0f} s ({metrics['data']} {metrics['dataset']}{split}), "
+          f"in {args.out}")
     return 0
 
 

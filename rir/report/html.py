@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from rir.catalog import label
 from rir.report.aggregate import VERDICT_RULE, VERDICTS, records
 from rir.report.collect import RunRecord, mark_of
 from rir.report.figures import read_manifest
@@ -71,7 +72,7 @@ def run_views(records_: list[RunRecord], reference: dict[str, Any]) -> list[dict
         metrics = {k: v for k, v in rec.metrics.items() if not isinstance(v, (dict, list))}
         views.append({
             "run_id": rec.spec.run_id, "anchor": run_anchor(rec.spec.run_id), "status": rec.status,
-            "model": rec.spec.model, "model_name": reference["models"].get(rec.spec.model, rec.spec.model),
+            "model": rec.spec.model, "model_name": label(rec.spec.model),
             "dataset": rec.spec.dataset, "seed": rec.spec.seed, "families": list(rec.spec.families),
             "accuracy": rec.accuracy, "metrics": metrics, "errors": rec.errors,
             "evaluation": rec.evaluation,
@@ -88,7 +89,7 @@ def table_views(tables: dict[str, pd.DataFrame], reference: dict[str, Any],
     """Each table as a grid (rows x columns of cells) plus its sources, in paper.yaml's order."""
     views = []
     for table_id, frame in tables.items():
-        meta = reference["tables"][table_id]
+        meta = frame.attrs.get("table") or reference["tables"][table_id]
         cells = records(frame)
         rows = list(dict.fromkeys(c["row"] for c in cells))
         columns = list(dict.fromkeys(c["column"] for c in cells))
@@ -103,9 +104,11 @@ def table_views(tables: dict[str, pd.DataFrame], reference: dict[str, Any],
                 cell["source_n"] = len(sources)
         views.append({
             "id": table_id, "title": meta["title"], "family": meta["family"],
-            "row_axis": meta["row"], "column_axis": meta["column"], "columns": columns,
+            "row_axis": "model" if meta["row"] == "point" else meta["row"], "column_axis": meta["column"],
+            "columns": columns,
             "rows": [(r, [grid.get((r, c)) for c in columns]) for r in rows], "sources": sources,
             "notes": family_notes.get(meta["family"], []), "empty": not cells,
+            "paper": meta.get("paper", True),  # a family of paper.yaml's tables: paper values and verdicts
         })
     return views
 

@@ -57,7 +57,7 @@ def run_differences(rec: RunRecord, reference: dict[str, Any], resolved: dict[st
     for key in reference["recipe"]["not_stated"]:
         if key in config:
             notes.append(f"{key} = {_show(config[key])}: not stated in the paper; the project's choice "
-                         f"(FACTS.md, 'Not known'; rir/recipe.py).")
+                         f"(docs/paper.md, 'Not known'; rir/recipe.py).")
     return notes
 
 

@@ -1,7 +1,7 @@
 """The paper's reference numbers (rir/reference/paper.yaml): loaded with the safe YAML loader, validated.
 
 Every paper value the report shows comes from that file, each with its `source`; unknown values are null
-(../shared/paper/FACTS.md). A bad entry is refused with one line that names the table, the cell and the key.
+(docs/paper.md). A bad entry is refused with one line that names the table, the cell and the key.
 """
 
 from __future__ import annotations

@@ -27,10 +27,12 @@ rule train:
         # Minutes, for a cluster job (SLURM's -t; a box ignores it): the run's estimate on the named card with
         # a margin, floor and ceiling, doubled on a retry (rir.timelimits; docs/cluster.md).
         runtime=runtime("train"),
+    # The console gets one line per training: its log's last line (the accuracy and time, or the error) and
+    # where the log is; everything else stays in the log.
     shell:
-        "rir train --params params.yaml --profile {params.profile} --run {wildcards.run}"
+        "s=0; rir train --params params.yaml --profile {params.profile} --run {wildcards.run}"
         " --data-root {params.root} --out {params.out} --state-dir {params.state} --allow-diverged"
-        " > {log} 2>&1"
+        " > {log} 2>&1 || s=$?; echo \"$(tail -n 1 {log})  [{log}]\"; exit $s"
 
 
 rule evaluate:
