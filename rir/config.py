@@ -21,6 +21,7 @@ import yaml
 
 from rir.catalog import known_defaults
 from rir.errors import UserError
+from rir.recipe import RECIPE_FIELDS, check_recipe
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -85,6 +86,27 @@ def validate_params(params: Any, source: str = "params.yaml") -> None:
         err = jsonschema.exceptions.best_match([errors[0]])
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise UserError(f"{source}: {key}: {err.message}")
+    for where, recipe in _recipes(params):
+        check_recipe(recipe, f"{source}: {where}")
+
+
+def _recipes(params: dict[str, Any]):
+    """Every recipe params.yaml sets, with its key path: the top level's, each profile's, each family's (in
+    a profile too), and each point of a family's grid (its recipe keys alone)."""
+    def family_recipes(families: dict, where: str):
+        for name, family in (families or {}).items():
+            family = family or {}
+            yield f"{where}.{name}.recipe", family.get("recipe", {})
+            for key, values in family.get("grid", {}).items():
+                if key in RECIPE_FIELDS:
+                    for value in values:
+                        yield f"{where}.{name}.grid", {key: value}
+
+    scopes = [("", params), *((f"profiles.{name}.", p) for name, p in params["profiles"].items())]
+    for prefix, scope in scopes:
+        yield f"{prefix}recipe", scope.get("recipe", {})
+        for group in ("families", "optional_families"):
+            yield from family_recipes(scope.get(group), f"{prefix}{group}")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +168,7 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
     grid = family.get("grid", {})
     keys = sorted(grid)
     recipe = resolved["recipe"]
-    recipe_keys = set(recipe) | {"weight_decay", "holdout"}
+    recipe_keys = set(RECIPE_FIELDS)  # a grid key is a recipe field or, if not, a model option
     runs = []
     for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         point = dict(zip(keys, values, strict=True))

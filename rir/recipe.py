@@ -124,6 +124,26 @@ class TrainConfig:
         return d
 
 
+# The fields that params.yaml's `recipe:` (top level, a profile's, a family's) and a family's `grid` may set.
+# The others come from elsewhere: the family (model, dataset, seeds), the profile's data (data_root), and
+# `model_overrides`.
+NOT_RECIPE = ("model", "model_overrides", "dataset", "data_root", "seed")
+RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_RECIPE)
+
+
+def check_recipe(recipe: dict, where: str) -> None:
+    """The one check of a params.yaml recipe: its keys are TrainConfig's recipe fields and TrainConfig accepts
+    each value (its own types and bounds), so params.yaml, `rir train` and the report agree. UserError
+    names `where` (a key path such as `profiles.smoke.recipe`) and the fault."""
+    for key, value in recipe.items():
+        if key not in RECIPE_FIELDS:
+            raise UserError(f"{where}: unknown recipe option {key!r} (known: {', '.join(RECIPE_FIELDS)})")
+        try:
+            TrainConfig.from_dict({key: value})
+        except UserError as err:
+            raise UserError(f"{where}.{key}: {err}") from None
+
+
 def _coerce(key: str, value, default):
     """`value` as the type of the field's default, or UserError naming `key`."""
     kind = type(default)

@@ -186,6 +186,13 @@ def test_run_id_is_stable_and_readable():
         (lambda p: p["recipe"].update(epochs=-3), "recipe.epochs"),
         (lambda p: p["families"]["table3"].update(datasets=["mnist"]), "families.table3.datasets.0"),
         (lambda p: p["profiles"]["smoke"]["recipe"].update(lr=0), "profiles.smoke.recipe.lr"),
+        # TrainConfig's bounds, not a second set: momentum 1 never decays the velocity
+        (lambda p: p["recipe"].update(momentum=1.0), "recipe.momentum"),
+        (lambda p: p["recipe"].update(l2_convention="mean"), "recipe.l2_convention"),
+        (lambda p: p["profiles"]["smoke"]["recipe"].update(lr_rate=0.1), "unknown recipe option 'lr_rate'"),
+        (lambda p: p["families"]["table3"].update(grid={"lr": [0.1, -1]}), "families.table3.grid.lr"),
+        (lambda p: p["profiles"]["smoke"]["families"].update(table3={"recipe": {"epochs": 0}}),
+         "profiles.smoke.families.table3.recipe.epochs"),
     ],
 )
 def test_bad_params_are_refused_by_name(params, edit, named):
@@ -194,6 +201,35 @@ def test_bad_params_are_refused_by_name(params, edit, named):
     with pytest.raises(UserError) as err:
         validate_params(bad)
     assert named in str(err.value)
+
+
+# The recipe decisions the paper leaves open (docs/paper.md, "Not known"; rir/recipe.py says why each
+# default), each set to its other reading.
+OPEN_DECISIONS = {"lr": 0.05, "l2_convention": "half", "decay_norm_and_bias": True, "augment": False,
+                  "drop_last": False, "precision": "fp32"}
+
+
+@pytest.mark.parametrize(("key", "value"), OPEN_DECISIONS.items(), ids=list(OPEN_DECISIONS))
+def test_each_open_decision_of_the_paper_is_set_from_params_yaml(params, key, value):
+    """params.yaml is the one source of truth: its recipe takes every decision the paper leaves open, the
+    schema and TrainConfig agree on it, and the run `rir train` builds carries it."""
+    from rir.recipe import TrainConfig
+
+    assert getattr(TrainConfig(), key) != value  # the other reading, not the default
+    edited = copy.deepcopy(params)
+    edited["recipe"][key] = value
+    validate_params(edited)
+    for profile in ("paper", "smoke"):
+        run = next(iter(expand_runs(edited, profile).values()))
+        assert getattr(TrainConfig.from_dict(run.train_options()), key) == value, profile
+    # and in a family's grid, beside the default: a recipe setting of its runs, never a model option
+    gridded = copy.deepcopy(params)
+    gridded["families"]["table3"]["grid"] = {key: [getattr(TrainConfig(), key), value]}
+    validate_params(gridded)
+    runs = [r for r in expand_runs(gridded, "paper").values() if "table3" in r.families]
+    assert {getattr(TrainConfig.from_dict(r.train_options()), key) for r in runs} == {
+        getattr(TrainConfig(), key), value}
+    assert not any(key in r.model_overrides for r in runs)
 
 
 def test_unknown_profile_is_refused(params):
