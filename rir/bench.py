@@ -132,14 +132,16 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     from rir.loader import DeviceLoader
     from rir.models import create_model, model_summary
     from rir.recipe import TrainConfig
-    from rir.step import compile_model, make_optimizer, train_step
+    from rir.step import compile_model, train_step
+    from rir.train import build
 
     _check(cfg)
     device = torch.device(cfg.device)
     apply_math_mode(cfg.precision)  # as train() does: exact fp32 really is exact, tf32 really is TF32
     torch.backends.cudnn.benchmark = True  # as train() does outside deterministic mode
     torch.manual_seed(cfg.seed)
-    recipe = TrainConfig()
+    recipe = TrainConfig(model=cfg.model, model_overrides=dict(cfg.model_overrides), precision=cfg.precision,
+                         channels_last=cfg.channels_last, compile=cfg.compile)  # the paper's recipe otherwise
     bf16 = cfg.precision == "bf16"
     memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
     summary = model_summary(cfg.model, cfg.num_classes, **cfg.model_overrides)
@@ -166,14 +168,10 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     _sync(device)
     loader_images_per_s = cfg.steps * cfg.batch_size / (time.perf_counter() - t0)
 
-    # The project's step: the recipe's optimizer and train_step, fed by the loader.
-    model = create_model(cfg.model, cfg.num_classes, **cfg.model_overrides).to(device,
-                                                                              memory_format=memory_format)
-    optimizer = make_optimizer(model, recipe.lr, recipe.momentum, recipe.sgd_weight_decay(),
-                               recipe.decay_norm_and_bias, device)
+    # The project's step: the run as `rir train` builds it (the recipe's optimizer), fed by the loader.
     if cfg.compile:  # a fresh compilation per bench: earlier ones in this process (`rir plan`) must not count
         torch._dynamo.reset()  # toward Dynamo's recompile limit, past which it silently runs eagerly
-    step_model = compile_model(model) if cfg.compile else model
+    model, step_model, optimizer, _ = build(recipe, cfg.num_classes, device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
 

@@ -105,8 +105,8 @@ def _recipes(params: dict[str, Any]):
     scopes = [("", params), *((f"profiles.{name}.", p) for name, p in params["profiles"].items())]
     for prefix, scope in scopes:
         yield f"{prefix}recipe", scope.get("recipe", {})
-        for group in ("families", "optional_families"):
-            yield from family_recipes(scope.get(group), f"{prefix}{group}")
+        yield from family_recipes(scope.get("families"), f"{prefix}families")
+        yield from family_recipes(scope.get("optional_families"), f"{prefix}optional_families")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -299,17 +299,13 @@ def _measure_config(c: ConfigCost, batch: int, loaders, device, clock: _Clock, f
     from rir.evaluate import evaluate_model
     from rir.io import atomic_write_bytes, atomic_write_json
     from rir.loader import DeviceLoader
-    from rir.models import create_model, model_summary
-    from rir.step import compile_model, make_optimizer, train_step
+    from rir.models import model_summary
+    from rir.step import train_step
+    from rir.train import build
 
     cfg, (train_loader, test_loader) = c.cfg, loaders
     start = clock()
-    model = create_model(cfg.model, 10, **cfg.model_overrides)
-    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
-    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.sgd_weight_decay(), cfg.decay_norm_and_bias,
-                               device)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
-    step_model = compile_model(model) if cfg.compile else model
+    model, step_model, optimizer, scheduler = build(cfg, 10, device)  # as `rir train` builds the run
     c.build = clock() - start
 
     batches = itertools.chain.from_iterable(map(train_loader.epoch, itertools.count()))  # epoch after epoch

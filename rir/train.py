@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +38,6 @@ from rir.stages import run_code_digest
 
 EXIT_DIVERGED = 3  # a NaN/inf training loss (exit 0 instead with --allow-diverged)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: SIGTERM received, checkpoint written, rerun to resume
-# Test-only fault injection, never set outside tests: after this process's N-th step, "KILL@N" or "TERM@N"
-# sends itself that signal, and "WAIT@N" writes its pid to the file named by RIR_FAULT_FLAG and blocks until
-# that file is removed. WAIT lets a test act at a known step (signal the run, preempt its SLURM job) by
-# waiting on an event, the flag file, instead of on time; a SIGTERM received while paused is handled at the
-# step boundary once released, exactly as in a running loop. "HOLD@N" writes the flag the same way but blocks
-# until a SIGTERM arrives, whoever sends it (SLURM's preemption): the signal then always lands at step N,
-# never in a last step that would let the run finish first. RIR_FAULT_RUN=<name> limits the fault to the run
-# whose output folder has that name: under Snakemake every job inherits the environment, and a test that
-# pauses one run of a pipeline must leave the others running.
-FAULT_ENV = "RIR_FAULT_INJECT"
-FAULT_FLAG_ENV = "RIR_FAULT_FLAG"
-FAULT_RUN_ENV = "RIR_FAULT_RUN"
-FAULT_ACTIONS = ("KILL", "TERM", "WAIT", "HOLD")
 # Evaluation has no gradients to keep, so it takes batches 4x the paper's training batch: fewer launches.
 EVAL_BATCH_SIZE = 2000
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
@@ -77,179 +65,205 @@ class _StopFlag:
         self.set = True
 
 
-def _fault_injection(out_dir: Path) -> tuple[str, int] | None:
-    """RIR_FAULT_INJECT as (action, step), or None (also for a run RIR_FAULT_RUN does not name); a malformed
-    value is a UserError naming it."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec or os.environ.get(FAULT_RUN_ENV, out_dir.name) != out_dir.name:
-        return None
-    action, _, step = spec.partition("@")
-    if action not in FAULT_ACTIONS or not step.isdigit() or int(step) < 1:
-        raise UserError(f"{FAULT_ENV}={spec!r}: expected ACTION@STEP with ACTION one of "
-                        f"{', '.join(FAULT_ACTIONS)} and STEP a positive integer")
-    if action in ("WAIT", "HOLD") and not os.environ.get(FAULT_FLAG_ENV):
-        raise UserError(f"{FAULT_ENV}={spec!r} needs {FAULT_FLAG_ENV}, the flag file to wait on")
-    return action, int(step)
-
-
-def _inject_fault(action: str, stop: _StopFlag) -> None:
-    if action in ("WAIT", "HOLD"):
-        from rir.io import atomic_write_text
-
-        flag = Path(os.environ[FAULT_FLAG_ENV])
-        atomic_write_text(flag, f"{os.getpid()}\n")
-        while flag.exists() if action == "WAIT" else not stop.set:
-            time.sleep(0.02)
-    else:
-        os.kill(os.getpid(), signal.Signals[f"SIG{action}"])
-
-
 def train(cfg: TrainConfig, out_dir: str | Path, state_dir: str | Path | None = None) -> dict:
     """Train (or resume) one run; returns its metrics. metrics["status"]: completed | diverged | preempted."""
-    from rir.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
-    from rir.data import load_arrays
-    from rir.evaluate import evaluate_model
-    from rir.loader import DeviceLoader
-    from rir.models import create_model, list_models
-    from rir.step import compile_model, make_optimizer, train_step
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else out_dir / "state"
-    device = resolve_device(cfg.device)  # GPUs that torch cannot use: a UserError, never the CPU (rir.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-
-    # Everything that can be refused is checked before anything is written.
-    fault = _fault_injection(out_dir)
-    if cfg.model not in list_models():
-        raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
-    arrays = load_arrays(cfg.data_root, cfg.dataset)
-    refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
+    device, arrays, train_set, eval_set = _checked_inputs(cfg)  # refusals first: nothing written yet
     code = run_code_digest(cfg.model)
-    train_images, train_labels = arrays.train_images, arrays.train_labels
-    eval_images, eval_labels = arrays.test_images, arrays.test_labels
-    if cfg.holdout:
-        if cfg.holdout >= len(train_labels):
-            raise UserError(f"training option holdout={cfg.holdout}: the training set has only "
-                            f"{len(train_labels)} images")
-        eval_images, eval_labels = train_images[-cfg.holdout:], train_labels[-cfg.holdout:]
-        train_images, train_labels = train_images[:-cfg.holdout], train_labels[:-cfg.holdout]
-    if cfg.batch_size > len(train_labels):
-        raise UserError(f"training option batch_size={cfg.batch_size} is larger than the training set "
-                        f"({len(train_labels)} images)")
     seed_everything(cfg.seed, cfg.deterministic)
-    model = create_model(cfg.model, num_classes=arrays.num_classes, **cfg.model_overrides)
-    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
-    model.to(device, memory_format=memory_format)
-
-    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.sgd_weight_decay(), cfg.decay_norm_and_bias,
-                               device)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
-    loader = DeviceLoader(train_images, train_labels, arrays.mean, arrays.std, cfg.batch_size, device,
-                          train=True, seed=cfg.seed, drop_last=cfg.drop_last, channels_last=cfg.channels_last,
-                          padding=4 if cfg.augment else 0, flip=cfg.augment)
-    eval_loader = DeviceLoader(eval_images, eval_labels, arrays.mean, arrays.std,
-                               max(cfg.batch_size, EVAL_BATCH_SIZE), device, train=False,
-                               channels_last=cfg.channels_last)
-    apply_math_mode(cfg.precision)  # exact fp32, TF32 or bf16 autocast, before the model first runs
-    step_model = compile_model(model) if cfg.compile else model
-    bf16 = cfg.precision == "bf16"
-
-    def eval_autocast():
-        return autocast(device, cfg.precision)
-
-    # Resume.
-    history: list[dict] = []
-    start_epoch, start_step, elapsed = 0, 0, 0.0
-    partial = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-    ckpt = load_latest(state_dir)
-    if ckpt is not None:
-        reason = _not_resumable(ckpt, cfg, code)
-        if reason:  # state of another run as configured: never reused, never a reason to refuse
-            print(f"starting from the first step: {reason}; {_set_aside(state_dir)}", flush=True)
-            ckpt = None
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        for group in optimizer.param_groups:  # fused SGD follows this run's device, not the checkpoint's
-            group["fused"] = optimizer.defaults["fused"]
-        scheduler.load_state_dict(ckpt["scheduler"])
-        restore_rng(ckpt["rng"])
-        history, elapsed = list(ckpt["history"]), float(ckpt["elapsed"])
-        start_epoch, start_step, partial = int(ckpt["epoch"]), int(ckpt["step"]), dict(ckpt["partial"])
-        print(f"resuming from {state_dir} at epoch {start_epoch + 1}, step {start_step}", flush=True)
-
-    def checkpoint(epoch: int, step: int, part: dict) -> None:
-        save_checkpoint(state_dir, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": capture_rng(), "epoch": epoch, "step": step, "partial": part, "history": history,
-            "elapsed": elapsed + time.perf_counter() - started, "config": cfg.to_dict(), "code": code,
-        }, epoch, step)
-
+    run = _Run(cfg, device, *build(cfg, arrays.num_classes, device), state_dir=state_dir, code=code,
+               started=started)
+    loader, eval_loader = _loaders(cfg, arrays, train_set, eval_set, device)
+    _resume(run)
     stop = _StopFlag()
     previous_handler = signal.signal(signal.SIGTERM, stop)
     bar = _progress_bar()
-    status, diverged_epoch, steps_done = "completed", None, 0
+    outcome, epoch = None, run.epoch
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            t0 = time.perf_counter()
-            loss_sum = torch.tensor(partial["loss_sum"], dtype=torch.float64, device=device)
-            correct = torch.tensor(partial["correct"], dtype=torch.int64, device=device)
-            count = partial["count"]
-            step = start_step
-            if bar is not None:
-                bar.reset(total=len(loader))
-                bar.update(step)
-                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-            for x, y in loader.epoch(epoch, start_step):
-                train_step(step_model, optimizer, x, y, bf16, loss_sum, correct)
-                count += y.shape[0]
-                step += 1
-                steps_done += 1
-                if bar is not None:
-                    bar.update(1)
-                if fault is not None and steps_done == fault[1]:
-                    _inject_fault(fault[0], stop)
-                if stop.set and step < len(loader):
-                    # Preempted in mid-epoch: save the partial epoch so the rerun continues at the next step.
-                    seconds = partial["seconds"] + time.perf_counter() - t0
-                    checkpoint(epoch, step, {"loss_sum": loss_sum.item(), "correct": int(correct.item()),
-                                             "count": count, "seconds": seconds})
-                    return {"status": "preempted", "epoch": epoch, "step": step}
-            # The one host-device synchronisation of the training epoch.
-            train_loss, train_acc = loss_sum.item() / count, 100.0 * correct.item() / count
-            seconds = partial["seconds"] + time.perf_counter() - t0
-            lr = optimizer.param_groups[0]["lr"]
-            if math.isfinite(train_loss):
-                test_loss, test_acc = evaluate_model(model, eval_loader, eval_autocast)
-            else:
-                test_loss, test_acc = math.nan, math.nan
-            history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                            "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds,
-                            "images_per_s": count / seconds})
-            _report_epoch(history[-1], cfg.epochs, bar)
-            if not math.isfinite(train_loss):
-                status, diverged_epoch = "diverged", epoch + 1
-                break
-            scheduler.step()
-            start_step, partial = 0, {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-            checkpoint(epoch + 1, 0, partial)
-            if stop.set and epoch + 1 < cfg.epochs:
-                return {"status": "preempted", "epoch": epoch + 1, "step": 0}
+        while outcome is None and epoch < cfg.epochs:
+            outcome = _epoch(run, epoch, loader, eval_loader, stop, bar)
+            epoch += 1
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         if bar is not None:
             bar.close()
+    if outcome == "preempted":
+        return {"status": "preempted", "epoch": run.epoch, "step": run.step}
+    return _finish(run, out_dir, arrays, outcome or "completed", epoch if outcome == "diverged" else None)
 
-    elapsed += time.perf_counter() - started
-    metrics = _metrics(cfg, model, arrays, device, history, status, diverged_epoch, elapsed)
-    _write_run(out_dir, cfg, model, arrays, history, metrics, device)
-    # The run has ended (completed or diverged): its state is spent. A rerun, forced or after a change,
-    # trains from the first step; it never resumes a finished run and rewrites the old numbers.
-    shutil.rmtree(state_dir, ignore_errors=True)
+
+def build(cfg: TrainConfig, num_classes: int, device: torch.device) -> tuple:
+    """The net of `cfg` on `device`, the model its step runs (compiled with `cfg.compile`), its optimizer
+    and its learning-rate schedule, under the run's math mode: what `rir train` trains and `rir plan` and
+    `rir bench` time. Seed first (`seed_everything`) where the initial weights matter."""
+    from rir.models import create_model
+    from rir.step import compile_model, make_optimizer
+
+    model = create_model(cfg.model, num_classes=num_classes, **cfg.model_overrides)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.sgd_weight_decay(), cfg.decay_norm_and_bias,
+                               device)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
+    apply_math_mode(cfg.precision)  # exact fp32, TF32 or bf16 autocast, before the model first runs
+    return model, compile_model(model) if cfg.compile else model, optimizer, scheduler
+
+
+@dataclass
+class _Run:
+    """One training: its parts (`build`), and where it stands, which its checkpoints hold."""
+
+    cfg: TrainConfig
+    device: torch.device
+    model: torch.nn.Module
+    step_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    state_dir: Path
+    code: str  # rir.stages.run_code_digest: checkpoints of other code are not resumed
+    started: float  # this process's start (time.perf_counter)
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0  # the epoch under way (0-based): epochs done
+    step: int = 0  # steps done in it
+    partial: dict = field(default_factory=lambda: dict(NO_STEPS))  # its sums so far
+    elapsed: float = 0.0  # seconds spent by earlier processes of the run
+
+
+NO_STEPS = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+
+
+def _checked_inputs(cfg: TrainConfig) -> tuple:
+    """The device, the arrays, and the (images, labels) to train on and to evaluate on; UserError for what
+    cannot be trained (an unknown model, data, a CPU not asked for, a holdout or batch the data cannot
+    give)."""
+    from rir.data import load_arrays
+    from rir.models import list_models
+
+    device = resolve_device(cfg.device)  # GPUs that torch cannot use: a UserError, never the CPU (rir.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.model not in list_models():
+        raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
+    arrays = load_arrays(cfg.data_root, cfg.dataset)
+    refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
+    train_set = (arrays.train_images, arrays.train_labels)
+    eval_set = (arrays.test_images, arrays.test_labels)
+    if cfg.holdout:
+        if cfg.holdout >= len(arrays.train_labels):
+            raise UserError(f"training option holdout={cfg.holdout}: the training set has only "
+                            f"{len(arrays.train_labels)} images")
+        eval_set = (arrays.train_images[-cfg.holdout:], arrays.train_labels[-cfg.holdout:])
+        train_set = (arrays.train_images[:-cfg.holdout], arrays.train_labels[:-cfg.holdout])
+    if cfg.batch_size > len(train_set[1]):
+        raise UserError(f"training option batch_size={cfg.batch_size} is larger than the training set "
+                        f"({len(train_set[1])} images)")
+    return device, arrays, train_set, eval_set
+
+
+def _loaders(cfg: TrainConfig, arrays, train_set, eval_set, device) -> tuple:
+    """The training loader (the recipe's augmentation, replayable per epoch) and the evaluation loader."""
+    from rir.loader import DeviceLoader
+
+    loader = DeviceLoader(*train_set, arrays.mean, arrays.std, cfg.batch_size, device, train=True,
+                          seed=cfg.seed, drop_last=cfg.drop_last, channels_last=cfg.channels_last,
+                          padding=4 if cfg.augment else 0, flip=cfg.augment)
+    eval_loader = DeviceLoader(*eval_set, arrays.mean, arrays.std, max(cfg.batch_size, EVAL_BATCH_SIZE),
+                               device, train=False, channels_last=cfg.channels_last)
+    return loader, eval_loader
+
+
+def _resume(run: _Run) -> None:
+    """Continue from the newest good checkpoint of this run as configured, if there is one; state of another
+    run, or of other code, is set aside, never reused and never a reason to refuse."""
+    from rir.checkpoint import load_latest, restore_rng
+
+    ckpt = load_latest(run.state_dir)
+    if ckpt is None:
+        return
+    reason = _not_resumable(ckpt, run.cfg, run.code)
+    if reason:
+        print(f"starting from the first step: {reason}; {_set_aside(run.state_dir)}", flush=True)
+        return
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    for group in run.optimizer.param_groups:  # fused SGD follows this run's device, not the checkpoint's
+        group["fused"] = run.optimizer.defaults["fused"]
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    restore_rng(ckpt["rng"])
+    run.history, run.elapsed = list(ckpt["history"]), float(ckpt["elapsed"])
+    run.epoch, run.step, run.partial = int(ckpt["epoch"]), int(ckpt["step"]), dict(ckpt["partial"])
+    print(f"resuming from {run.state_dir} at epoch {run.epoch + 1}, step {run.step}", flush=True)
+
+
+def _checkpoint(run: _Run) -> None:
+    """Save where the run stands (`run.epoch`, `run.step`, `run.partial`): what `_resume` continues from."""
+    from rir.checkpoint import capture_rng, save_checkpoint
+
+    save_checkpoint(run.state_dir, {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "rng": capture_rng(), "epoch": run.epoch, "step": run.step,
+        "partial": run.partial, "history": run.history,
+        "elapsed": run.elapsed + time.perf_counter() - run.started, "config": run.cfg.to_dict(),
+        "code": run.code,
+    }, run.epoch, run.step)
+
+
+def _epoch(run: _Run, epoch: int, loader, eval_loader, stop: _StopFlag, bar) -> str | None:
+    """Train epoch `epoch` from `run.step` on, evaluate, checkpoint; "preempted" (a SIGTERM: checkpointed
+    where it stopped), "diverged" (a NaN/inf training loss), or None."""
+    from rir.evaluate import evaluate_model
+    from rir.step import train_step
+
+    cfg, device, model = run.cfg, run.device, run.model
+    model.train()
+    t0 = time.perf_counter()
+    loss_sum = torch.tensor(run.partial["loss_sum"], dtype=torch.float64, device=device)
+    correct = torch.tensor(run.partial["correct"], dtype=torch.int64, device=device)
+    count, step = run.partial["count"], run.step
+    if bar is not None:
+        bar.reset(total=len(loader))
+        bar.update(step)
+        bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+    for x, y in loader.epoch(epoch, run.step):
+        train_step(run.step_model, run.optimizer, x, y, cfg.precision == "bf16", loss_sum, correct)
+        count += y.shape[0]
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        if stop.set and step < len(loader):
+            # Preempted in mid-epoch: save the partial epoch so the rerun continues at the next step.
+            run.epoch, run.step = epoch, step
+            run.partial = {"loss_sum": loss_sum.item(), "correct": int(correct.item()), "count": count,
+                           "seconds": run.partial["seconds"] + time.perf_counter() - t0}
+            _checkpoint(run)
+            return "preempted"
+    # The one host-device synchronisation of the training epoch.
+    train_loss, train_acc = loss_sum.item() / count, 100.0 * correct.item() / count
+    seconds = run.partial["seconds"] + time.perf_counter() - t0
+    if math.isfinite(train_loss):
+        test_loss, test_acc = evaluate_model(model, eval_loader, lambda: autocast(device, cfg.precision))
+    else:
+        test_loss, test_acc = math.nan, math.nan
+    run.history.append({"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
+                        "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
+                        "test_acc": test_acc, "seconds": seconds, "images_per_s": count / seconds})
+    _report_epoch(run.history[-1], cfg.epochs, bar)
+    if not math.isfinite(train_loss):
+        return "diverged"
+    run.scheduler.step()
+    run.epoch, run.step, run.partial = epoch + 1, 0, dict(NO_STEPS)
+    _checkpoint(run)
+    return "preempted" if stop.set and epoch + 1 < cfg.epochs else None
+
+
+def _finish(run: _Run, out_dir: Path, arrays, status: str, diverged_epoch: int | None) -> dict:
+    """Write the run's files (metrics.json last) and remove its spent state: a rerun, forced or after a
+    change, trains from the first step; it never resumes a finished run and rewrites the old numbers."""
+    elapsed = run.elapsed + time.perf_counter() - run.started
+    metrics = _metrics(run.cfg, run.model, arrays, run.device, run.history, status, diverged_epoch, elapsed)
+    _write_run(out_dir, run.cfg, run.model, arrays, run.history, metrics, run.device)
+    shutil.rmtree(run.state_dir, ignore_errors=True)
     return metrics
 
 

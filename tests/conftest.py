@@ -1,4 +1,5 @@
-"""Shared fixtures: synthetic CIFAR data made and prepared by the real `rir synth` and `rir fetch` commands.
+"""Shared fixtures: synthetic CIFAR data made and prepared by the real `rir synth` and `rir fetch` commands;
+and the tests' fault injection (tests/faults.py), installed before any test module binds `rir.train.train`.
 
 Session-scoped and cached, so every test module that needs data pays for it once. Treat the returned folders
 as read-only; a test that changes data copies it first (`shutil.copytree`).
@@ -9,9 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import faults
 import pytest
 
 from rir.cli import main
+
+faults.install()
 
 
 @pytest.fixture(autouse=True)

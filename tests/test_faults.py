@@ -30,11 +30,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from faults import FAULT_ENV, RIR, fault_env
 from payloads import RunsCode
 from pipeline import SHOW_JOBS, env, sh
 
 from rir.config import expand_runs, load_params, resolve_profile
-from rir.train import EXIT_PREEMPTED, FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV
+from rir.train import EXIT_PREEMPTED
 
 ROOT = Path(__file__).resolve().parents[1]
 # README's command, with this machine's two cores, and Snakemake's job blocks shown: the tests read them
@@ -55,12 +56,10 @@ WAIT_S = 600
 
 
 def rir(*args, cwd: Path | None = None, fault: str | None = None) -> subprocess.CompletedProcess:
-    """The real `rir` command in a subprocess (a kill must hit a real process)."""
-    environ = {k: v for k, v in env().items() if k != FAULT_ENV}
-    if fault:
-        environ[FAULT_ENV] = fault
-    return subprocess.run([sys.executable, "-m", "rir", *map(str, args)], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=WAIT_S)
+    """The real `rir` command in a subprocess (a kill must hit a real process), with the tests' faults."""
+    environ = fault_env(fault, base=env()) if fault else {k: v for k, v in env().items() if k != FAULT_ENV}
+    return subprocess.run([*RIR, *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=WAIT_S)
 
 
 def one_line(proc: subprocess.CompletedProcess) -> str:
@@ -100,14 +99,14 @@ def start_snakemake(repo: Path, log: Path, *args: str, extra_env: dict | None = 
     `extra_env` reaches every job (a fault injection names its one run with RIR_FAULT_RUN)."""
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=repo,
-                                env={**env(), **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                                env={**env(repo), **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
 def pause_at(run: str, step: int, flag: Path) -> dict:
     """The environment that pauses `run` (and no other job) after its `step`-th step until `flag` is removed
-    (rir.train's WAIT hook); the paused process writes its pid into `flag`."""
-    return {FAULT_ENV: f"WAIT@{step}", FAULT_FLAG_ENV: str(flag), FAULT_RUN_ENV: run}
+    (tests/faults.py's WAIT); the paused process writes its pid into `flag`."""
+    return fault_env(f"WAIT@{step}", flag, run, base=env())
 
 
 def steps_per_epoch(repo: Path, run: str) -> int:

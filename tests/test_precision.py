@@ -43,9 +43,9 @@ def test_bf16_keeps_fp32_master_weights_and_optimizer_state(synthetic_data, tmp_
     in the checkpoint a bf16 run resumes from and in its model.pt. The checkpoint is read while the run is
     unfinished (SIGTERM at the end of epoch 1 of 2): a finished run's state is removed."""
     import torch
+    from faults import FAULT_ENV
 
     from rir.checkpoint import load_latest
-    from rir.train import FAULT_ENV
 
     cfg = TrainConfig.from_dict({
         "model": "rir_18", "model_overrides": {"width": 4}, "dataset": "cifar10",

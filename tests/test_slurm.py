@@ -8,7 +8,8 @@ The fault tests meet SLURM's own mechanisms, not stand-ins for them (docs/cluste
 `high` partition preempts a training job of `low` (preempt/partition_prio, PreemptMode=REQUEUE), a one-minute
 `runtime` runs out (TIMEOUT, SIGTERM then SIGKILL after KillWait), and runs share stand-in GPUs through
 `rir train`'s own slots. They wait on events (a flag file a paused run writes, lock files, job states), never
-on a guessed time: `RIR_FAULT_INJECT` (rir/train.py) pauses a run at a known step, after its first checkpoint.
+on a guessed time: `RIR_FAULT_INJECT` (tests/faults.py) pauses a run at a known step, after its first
+checkpoint.
 """
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from faults import FAULT_ENV, FAULT_FLAG_ENV, fault_env
 from pipeline import SHORT_RUNS, copy_worktree, cut_smoke_profile, sh
 
 from rir.gpu import FAKE_COUNT, LOCK_DIR, RUNS_PER_GPU
-from rir.train import FAULT_ENV, FAULT_FLAG_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM_UP = REPO / ".ci" / "slurm-up"
@@ -495,7 +496,7 @@ def test_preemption_by_a_high_priority_job_requeues_the_run_and_it_resumes_bit_i
     # lands at a known step and never in a last step that would let the run finish first.
     workflow = start_workflow(tmp_path, log, metrics_target(RUN), *train_resources("slurm_partition=low"),
                               "--config", "profile=smoke",
-                              env={FAULT_ENV: f"HOLD@{AFTER_FIRST_CHECKPOINT}", FAULT_FLAG_ENV: str(flag)})
+                              env=fault_env(f"HOLD@{AFTER_FIRST_CHECKPOINT}", flag))
     try:
         pid = wait_for(lambda: paused_pid(flag), "the run's pause in epoch 2", log, workflow)
         job = slurm_job_of(pid)
@@ -539,7 +540,7 @@ def test_a_time_limit_kills_the_job_retries_resume_it_and_a_run_without_progress
         workflows[repo] = start_workflow(
             repo, repo / "snakemake.log", metrics_target(RUN), *retries, *train_resources("runtime=1"),
             "--config", "profile=smoke",
-            env={FAULT_ENV: f"WAIT@{pause_at}", FAULT_FLAG_ENV: str(repo / "paused")})
+            env=fault_env(f"WAIT@{pause_at}", repo / "paused"))
     try:
         codes = {repo: workflow.wait(timeout=WORKFLOW_TIMEOUT_S) for repo, workflow in workflows.items()}
     finally:
@@ -642,8 +643,8 @@ def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_s
     locks, flag, log = tmp_path / "locks", tmp_path / "paused", tmp_path / "snakemake.log"
     workflow = start_workflow(
         repo, log, *map(metrics_target, SHARING), *train_resources("gpu=0", "mem_mb=1000"), "--config",
-        "profile=smoke", env={FAKE_COUNT: "2", RUNS_PER_GPU: "2", LOCK_DIR: str(locks), FAULT_ENV: "WAIT@1",
-                              FAULT_FLAG_ENV: str(flag)})
+        "profile=smoke", env={**fault_env("WAIT@1", flag), FAKE_COUNT: "2", RUNS_PER_GPU: "2",
+                              LOCK_DIR: str(locks)})
 
     def train_log(run: str) -> str:
         path = repo / "logs/smoke/train" / f"{run}.log"

@@ -10,25 +10,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from faults import FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV, RIR
 
 from rir.cli import main
 from rir.errors import UserError
 from rir.stages import run_code_digest
-from rir.train import (
-    EXIT_DIVERGED,
-    EXIT_PREEMPTED,
-    FAULT_ENV,
-    FAULT_FLAG_ENV,
-    FAULT_RUN_ENV,
-    TrainConfig,
-    _not_resumable,
-)
+from rir.train import EXIT_DIVERGED, EXIT_PREEMPTED, TrainConfig, _not_resumable
 
 N_TRAIN, N_TEST, BATCH = 512, 256, 64  # 8 steps per epoch
 TINY = ["--model", "resnet_18", "--override", "width=8", "--batch-size", str(BATCH), "--lr", "0.05",
@@ -40,8 +32,7 @@ def rir(*args, fault: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAULT_RUN_ENV)}
     if fault:
         env[FAULT_ENV] = fault
-    return subprocess.run([sys.executable, "-m", "rir", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    return subprocess.run([*RIR, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -293,9 +284,8 @@ def test_wait_hook_pauses_at_a_known_step_and_an_outside_sigterm_lands_there(dat
     by waiting on the flag, not on time."""
     run, flag = tmp_path / "run", tmp_path / "paused"
     env = {**os.environ, FAULT_ENV: f"WAIT@{8 + 2}", FAULT_FLAG_ENV: str(flag)}
-    proc = subprocess.Popen([sys.executable, "-m", "rir", "train", *TINY, "--data-root", str(data_root),
-                             "--out", str(run)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([*RIR, "train", *TINY, "--data-root", str(data_root), "--out", str(run)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while not flag.exists():  # the event: step 10 is done
             assert proc.poll() is None, proc.communicate()
