@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: diverged, the training loss became NaN/inf in epoch {metrics['diverged_epoch']}")
         return 0 if args.allow_diverged else EXIT_DIVERGED
     split = "" if metrics["eval_split"] == "test" else f", on {metrics['eval_split']}"
+    where = "" if args.run else f", in {args.out}"  # a workflow's run: its id says where
     print(f"{name}: test accuracy {metrics['test_accuracy']:.2f} % after {metrics['epochs_completed']} "
-          f"epochs, {metrics['wall_seconds']:.0f} s ({metrics['data']} {metrics['dataset']}{split}), "
-          f"in {args.out}")
+          f"epochs, {metrics['wall_seconds']:.0f} s ({metrics['data']} {metrics['dataset']}{split}){where}")
     return 0
 
 
