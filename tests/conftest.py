@@ -17,6 +17,25 @@ from rir.cli import main
 
 faults.install()
 
+# The tests run on two pytest-xdist workers (pyproject.toml: `-n 2 --dist loadgroup`): many of them wait on
+# SLURM, Snakemake or a paused run more than they compute. The tests that share an expensive session fixture
+# go to one worker together, so it is built once; the SLURM tests share one small cluster. The two longest
+# groups come first, one to each worker; the other tests go one by one to whichever worker is free.
+SHARED = {"slurm": "slurm", "quickstart": "workspace", "snakemade": "workspace", "sliced": "sliced",
+          "sliced_by_snakemake": "sliced"}
+FIRST = ("slurm", "workspace", "sliced")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    group = {}
+    for item in items:
+        names = [SHARED[name] for name in getattr(item, "fixturenames", ()) if name in SHARED]
+        if names:
+            group[item] = min(names, key=FIRST.index)
+            item.add_marker(pytest.mark.xdist_group(group[item]))
+    items.sort(key=lambda item: FIRST.index(group[item]) if item in group else len(FIRST))
+
 
 @pytest.fixture(autouse=True)
 def _environment_restored():
