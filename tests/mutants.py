@@ -385,7 +385,8 @@ def run(mutant: Mutant, whole_suite: bool = False) -> tuple[str, float, str]:
         env = {**{k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}, "PYTHONPATH": str(repo),
                "PYTHONDONTWRITEBYTECODE": "1"}
         selection = FAST_SUITE if whole_suite else mutant.tests
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *selection]
+        # One process (`-n 0`): with -x, pytest-xdist's workers end in exit 2 ("interrupted"), not 1.
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", *selection]
         started = time.monotonic()
         try:
             proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)

@@ -122,8 +122,8 @@ def readme_command_1(tmp: Path) -> dict:
                                                 capture_output=True, text=True, check=True).stdout)
     # The tar refusals on this Python itself; where it predates data_filter, that is the fallback's proof.
     result["tar_tests"] = subprocess.run(
-        [str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_data.py", "-k",
-         "bad_tarball or standard_library or malicious_pickle"],
+        [str(venv_python), "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "tests/test_data.py",
+         "-k", "bad_tarball or standard_library or malicious_pickle"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=900,
     )
     return result
