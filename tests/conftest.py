@@ -17,10 +17,10 @@ from rir.cli import main
 
 faults.install()
 
-# The tests run on two pytest-xdist workers (pyproject.toml: `-n 2 --dist loadgroup`): many of them wait on
+# The tests run on three pytest-xdist workers (pyproject.toml: `-n 3 --dist loadgroup`): many of them wait on
 # SLURM, Snakemake or a paused run more than they compute. The tests that share an expensive session fixture
-# go to one worker together, so it is built once; the SLURM tests share one small cluster. The two longest
-# groups come first, one to each worker; the other tests go one by one to whichever worker is free.
+# go to one worker together, so it is built once; the SLURM tests share one small cluster. The longest groups
+# come first, one to each worker; the other tests go one by one to whichever worker is free.
 SHARED = {"slurm": "slurm", "quickstart": "workspace", "snakemade": "workspace", "sliced": "sliced",
           "sliced_by_snakemake": "sliced"}
 FIRST = ("slurm", "workspace", "sliced")

@@ -434,7 +434,7 @@ def _python_tag(text: str) -> str:
 
 BAD_PARAMS = {  # case: (edit of params.yaml, words both tools' one-line refusal must contain)
     "unknown key": (_unknown_key, ["recipe", "epochz"]),
-    "wrong type": (_wrong_type, ["recipe.batch_size", "'large' is not of type 'integer'"]),
+    "wrong type": (_wrong_type, ["recipe.batch_size", "batch_size='large': expected int"]),
     "negative epoch count": (_negative_epochs, ["profiles.smoke.recipe.epochs", "-2"]),
     "python object tag": (_python_tag, ["params.yaml", "python/object/apply"]),
 }
