@@ -40,3 +40,22 @@ def test_every_install_line_of_the_documentation_uses_pyprojects_torch_range():
             found.append((path.name, spec))
     assert found, "no install line with a torch range in README.md or docs/"
     assert all(spec == expected for _, spec in found), f"{found}: pyproject.toml requires {expected!r}"
+
+
+def test_the_test_runner_keeps_pytest_xdists_groups(tmp_path):
+    """The suite fits CI's 30 minutes only if pytest-xdist sends each group of tests (conftest.py: the ones
+    sharing a workspace, the SLURM ones) to one worker; pytest 9.2 with pytest-xdist 3.8 drops the groups
+    silently, and every worker then builds every workspace. A toy suite of one group, on the tests' runner."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_toy.py").write_text(
+        "import os\nimport pytest\n\n"
+        + "".join(f"@pytest.mark.xdist_group('one')\ndef test_{i}():\n"
+                  f"    print('WORKER', os.environ['PYTEST_XDIST_WORKER'])\n\n" for i in range(6)))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-rA", "-p",
+                           "no:cacheprovider", "-c", "/dev/null", "--rootdir", str(tmp_path), "test_toy.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    workers = set(re.findall(r"^WORKER (gw\d+)$", proc.stdout, flags=re.M))
+    assert proc.returncode == 0 and len(re.findall(r"^WORKER ", proc.stdout, flags=re.M)) == 6, proc.stdout
+    assert len(workers) == 1, f"one group ran on {sorted(workers)}: pytest-xdist lost its groups"
