@@ -56,8 +56,8 @@ def test_the_test_runner_keeps_pytest_xdists_groups(tmp_path):
                   f"    print('WORKER', os.environ['PYTEST_XDIST_WORKER'])\n\n" for i in range(6)))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-rA", "-p",
                            "no:cacheprovider", "-c", "/dev/null", "--rootdir", str(tmp_path), "test_toy.py"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"})  # CI's JUnit file
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,  # not CI's JUnit file:
+                          env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"})
     workers = set(re.findall(r"^WORKER (gw\d+)$", proc.stdout, flags=re.M))
     assert proc.returncode == 0 and len(re.findall(r"^WORKER ", proc.stdout, flags=re.M)) == 6, proc.stdout
     assert len(workers) == 1, f"one group ran on {sorted(workers)}: pytest-xdist lost its groups"
