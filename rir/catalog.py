@@ -48,7 +48,8 @@ class Model:
     path: str  # rir/models/<file>.py
 
 
-def _tree(path: str) -> ast.Module:
+def parse(path: str) -> ast.Module:
+    """The syntax tree of a file of the project (`path` from the clone's root); a syntax error is one line."""
     try:
         return ast.parse((ROOT / path).read_text(encoding="utf-8"), filename=path)
     except SyntaxError as err:
@@ -63,7 +64,7 @@ def _evaluate(node: ast.expr, namespace: dict[str, Any], path: str) -> Any:
 def _constants(path: str) -> dict[str, Any]:
     """A model file's module-level constants: what its registrations may be written with."""
     namespace = dict(_SAFE)
-    for node in _tree(path).body:
+    for node in parse(path).body:
         module = getattr(node, "module", None) or ""
         if isinstance(node, ast.ImportFrom) and (node.level == 1 or module.startswith("rir.models.")):
             other = f"{MODELS_DIR}/{module.removeprefix('rir.models.')}.py"
@@ -84,7 +85,7 @@ def _constants(path: str) -> dict[str, Any]:
 
 def _registrations(path: str) -> list[Model]:
     models = []
-    for node in _tree(path).body:
+    for node in parse(path).body:
         if not isinstance(node, ast.FunctionDef | ast.ClassDef):
             continue
         for deco in node.decorator_list:

@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rir.errors import UserError
+from rir.catalog import parse
 
 RUN_FILES = ("metrics.json", "history.csv", "config.json", "env.json", "model.pt")  # what `rir train` writes
 _ROOT = Path(__file__).resolve().parent.parent  # where the paths below start (the clone, or site-packages)
@@ -61,12 +61,7 @@ EXEMPT = frozenset({
 })
 
 
-@functools.cache
-def _tree(path: str) -> ast.Module:
-    try:
-        return ast.parse((_ROOT / path).read_text(encoding="utf-8"), filename=path)
-    except SyntaxError as err:
-        raise UserError(f"{path}, line {err.lineno}: {err.msg}") from None
+_tree = functools.cache(parse)  # each file read once per process
 
 
 def _without_docstrings(tree: ast.Module) -> ast.Module:
