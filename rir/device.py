@@ -5,8 +5,7 @@ Device (`device: auto | cpu | cuda`, `rir train --device`):
 - `auto` and `cuda` take CUDA when torch can use it. When it cannot although NVIDIA GPUs are present (a
   CPU-only wheel, a driver too old for the toolkit), that is an error naming what torch reports and the fix,
   never a quiet fall back to the CPU: at 82 epochs a CPU run takes days. The GPUs are counted from the
-  driver (`rir.gpu.present_gpu_count`), never from the test-only RIR_FAKE_GPU_COUNT, so a simulated box
-  cannot hide a broken install.
+  driver (`rir.gpu.present_gpu_count`: nvidia-smi, else /proc), less those CUDA_VISIBLE_DEVICES hides.
 - `auto` without any GPU means the CPU, but only for synthetic data (the smoke profile, demos): a run on real
   CIFAR data refuses to train on the CPU unless the CPU was asked for (`refuse_unasked_cpu`).
 

@@ -24,13 +24,6 @@ should use. So `rir train` (and `rir evaluate`, `rir ablate`) leases one itself,
 `gpu_slots()` is the same inventory's slot count: the Snakefile gives each GPU job cores // slots threads,
 so Snakemake starts as many GPU jobs as there are slots, and no job holds cores while it waits.
 
-Test hooks, never set outside tests: RIR_FAKE_GPU_COUNT stands in for nvidia-smi's count of GPUs (the lease
-and the Snakefile's resource only: `present_gpu_count`, which rir.device uses to refuse a broken CUDA
-install, ignores it, so a simulated box never lets a real one run on the CPU). RIR_GPU_LEASE_LOG names a
-file that gets one JSON line per lease taken or given back (slot, pid, monotonic time), and
-RIR_GPU_LEASE_GATE a file that a run, once it holds its slot, waits for: a test can see every slot held at
-once as an event instead of a race.
-
 The lock file also says who holds the slot (run, pid, host, since when), for humans; correctness rests on
 the lock alone.
 """
@@ -40,7 +33,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -56,11 +48,8 @@ from pathlib import Path
 from rir.errors import UserError
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
-FAKE_COUNT = "RIR_FAKE_GPU_COUNT"  # tests: pretend nvidia-smi lists this many GPUs
 LOCK_DIR = "RIR_LOCK_DIR"
 RUNS_PER_GPU = "RIR_RUNS_PER_GPU"  # default runs_per_gpu of apply_gpu_lease and of the Snakefile's slots
-LEASE_LOG = "RIR_GPU_LEASE_LOG"  # tests: append one JSON line per lease event to this file
-LEASE_GATE = "RIR_GPU_LEASE_GATE"  # tests: once a slot is held, wait until this file exists
 PROGRESS_EVERY_S = 30.0
 # CUDA's CUDA_VISIBLE_DEVICES entries: an index, a GPU UUID, or a MIG device (MIG-<uuid>, or the older
 # MIG-GPU-<uuid>/<gi>/<ci>). CUDA accepts a unique UUID prefix too, so any GPU-/MIG- token is taken.
@@ -89,7 +78,6 @@ class GpuLease:
     def release(self) -> None:
         """Give the slot back (closing the descriptor drops the lock). Safe to call twice."""
         if self._fd is not None:
-            _log_event("released", self)
             os.close(self._fd)
             self._fd = None
 
@@ -107,8 +95,9 @@ def parse_visible_devices(value: str) -> list[str]:
     return devices
 
 
-def _physical_gpu_count() -> int:
-    """NVIDIA GPUs the driver shows (nvidia-smi -L, else /proc), whatever CUDA_VISIBLE_DEVICES says."""
+def count_gpus() -> int:
+    """NVIDIA GPUs the driver shows (nvidia-smi -L, else /proc), whatever CUDA_VISIBLE_DEVICES says; found
+    without initializing CUDA."""
     if shutil.which("nvidia-smi"):
         try:
             proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
@@ -119,13 +108,6 @@ def _physical_gpu_count() -> int:
     # No working nvidia-smi (a minimal container): the driver still lists the GPUs it manages.
     proc_dir = Path("/proc/driver/nvidia/gpus")
     return len(list(proc_dir.iterdir())) if proc_dir.is_dir() else 0
-
-
-def count_gpus() -> int:
-    """How many NVIDIA GPUs this box has, found without initializing CUDA ($RIR_FAKE_GPU_COUNT in tests)."""
-    if FAKE_COUNT in os.environ:
-        return _env_int(FAKE_COUNT, minimum=0)
-    return _physical_gpu_count()
 
 
 def _env_int(name: str, minimum: int, default: str | None = None) -> int:
@@ -141,12 +123,11 @@ def _env_int(name: str, minimum: int, default: str | None = None) -> int:
 
 
 def present_gpu_count() -> int:
-    """GPUs the driver shows that this process is meant to use: 0 when CUDA_VISIBLE_DEVICES hides them all.
-
-    The real count only, never RIR_FAKE_GPU_COUNT: rir.device refuses a torch that cannot use these."""
+    """GPUs the driver shows that this process is meant to use (rir.device refuses a torch that cannot use
+    them): 0 when CUDA_VISIBLE_DEVICES hides them all."""
     if VISIBLE in os.environ and not parse_visible_devices(os.environ[VISIBLE]):
         return 0
-    return _physical_gpu_count()
+    return count_gpus()
 
 
 def parse_nvidia_smi_list(text: str) -> int:
@@ -264,26 +245,6 @@ def _holders(lock_dir: Path, devices: list[str], runs_per_gpu: int) -> str:
     return "; ".join(parts)
 
 
-def _log_event(event: str, lease: GpuLease, **extra) -> None:
-    """One JSON line in $RIR_GPU_LEASE_LOG (tests); a single O_APPEND write, so processes never interleave."""
-    path = os.environ.get(LEASE_LOG)
-    if not path:
-        return
-    record = {"event": event, "device": lease.device, "gpu": lease.gpu, "slot": lease.slot,
-              "pid": os.getpid(), "t": time.monotonic(), **extra}
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
-def _wait_for_gate() -> None:
-    gate = os.environ.get(LEASE_GATE)
-    while gate and not os.path.exists(gate):
-        time.sleep(0.05)
-
-
 def _cuda_started() -> bool:
     # Only ask torch if something already imported it: importing it here would be slow and pointless.
     # Not caught: torch.cuda.is_available() or device_count() called before the lease already fixed the
@@ -334,11 +295,8 @@ def acquire_gpu(
                 # index in the lock file is the GPU nvidia-smi shows. An inherited list's indices were
                 # written in the order already in force, which must not change under them.
                 os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-            lease = GpuLease(visible_devices=devices[gpu], gpu=gpu, slot=slot, lock_path=path,
-                             device=devices[gpu], _fd=fd)
-            _log_event("acquired", lease, waited=last_report is not None, holder=holder)
-            _wait_for_gate()
-            return lease
+            return GpuLease(visible_devices=devices[gpu], gpu=gpu, slot=slot, lock_path=path,
+                            device=devices[gpu], _fd=fd)
         if not wait:
             raise GpuSlotsBusy(
                 f"all {n_slots} GPU slots ({len(devices)} GPUs x {runs_per_gpu} runs) in {lock_dir} are held"
@@ -397,7 +355,7 @@ def apply_gpu_lease(
         runs_per_gpu = runs_per_gpu_default()
     if _process_lease is None:
         _process_lease = acquire_gpu(runs_per_gpu, holder=holder)
-        # Given back explicitly at exit only so that the lease log records the end; the kernel would drop
-        # the lock with the process anyway (and does, on SIGKILL).
+        # Given back explicitly at exit (an observer sees the end); the kernel would drop the lock with the
+        # process anyway (and does, on SIGKILL).
         atexit.register(_process_lease.release)
     return _process_lease

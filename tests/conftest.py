@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic CIFAR data made and prepared by the real `rir synth` and `rir fetch` commands;
-and the tests' fault injection (tests/faults.py), installed before any test module binds `rir.train.train`.
+and the tests' fault injection (tests/faults.py) and GPU-box observers (tests/gpubox.py), installed before any
+test module binds `rir.train.train`.
 
 Session-scoped and cached, so every test module that needs data pays for it once. Treat the returned folders
 as read-only; a test that changes data copies it first (`shutil.copytree`).
@@ -11,11 +12,13 @@ import os
 from pathlib import Path
 
 import faults
+import gpubox
 import pytest
 
 from rir.cli import main
 
 faults.install()
+gpubox.install()
 
 # The tests run on three pytest-xdist workers (pyproject.toml: `-n 3 --dist loadgroup`): many of them wait on
 # SLURM, Snakemake or a paused run more than they compute. The tests that share an expensive session fixture

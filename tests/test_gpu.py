@@ -1,4 +1,4 @@
-"""GPU slot lease (rir.gpu) on CPU, with a faked GPU count and real concurrent processes.
+"""GPU slot lease (rir.gpu) on CPU, on a simulated box (tests/gpubox.py) with real concurrent processes.
 
 Each holder is a separate Python process (flock is per open file, so threads would prove nothing): it takes a
 lease, prints it as one JSON line, and keeps it until its stdin closes or it is killed.
@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gpubox
 import pytest
+from gpubox import gpu_box_env, simulate
 
 from rir import gpu
 from rir.errors import UserError
@@ -36,9 +38,8 @@ LINE_TIMEOUT_S = 60
 
 
 def _env(n_gpus: int, visible: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "SLURM_JOB_ID", gpu.LOCK_DIR)}
-    env[gpu.FAKE_COUNT] = str(n_gpus)
+    env = gpu_box_env(n_gpus, {k: v for k, v in os.environ.items()
+                               if k not in ("CUDA_DEVICE_ORDER", "SLURM_JOB_ID", gpu.LOCK_DIR)})
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
     return env
@@ -172,7 +173,7 @@ def test_parse_visible_devices_reads_the_list_as_cuda_does():
 def test_slots_and_the_default_lock_folder_follow_the_inventory(monkeypatch, tmp_path):
     monkeypatch.delenv(gpu.LOCK_DIR, raising=False)
     monkeypatch.delenv(gpu.RUNS_PER_GPU, raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "8")
+    simulate(monkeypatch, 8)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert gpu.gpu_slots() == 8 and gpu.gpu_slots(2) == 16
     monkeypatch.setenv(gpu.RUNS_PER_GPU, "2")
@@ -187,15 +188,14 @@ def test_slots_and_the_default_lock_folder_follow_the_inventory(monkeypatch, tmp
     assert gpu.default_lock_dir(inherited=False).name.startswith("rir-gpu-locks-")
 
 
-def test_present_gpus_ignore_the_fake_count(monkeypatch, tmp_path):
-    """The count that decides whether a torch without CUDA is a broken install never comes from the test hook:
-    a simulated box must not turn a real one's missing GPUs into a CPU run, nor the other way round."""
+def test_present_gpus_are_the_drivers_less_those_hidden(monkeypatch, tmp_path):
+    """The count that decides whether a torch without CUDA is a broken install: nvidia-smi's GPUs, none when
+    CUDA_VISIBLE_DEVICES hides them; on the tests' simulated box, none (its runs train on the CPU)."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
-    monkeypatch.setenv(gpu.FAKE_COUNT, "8")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     if Path("/proc/driver/nvidia/gpus").is_dir():
         pytest.skip("this machine has an NVIDIA driver")
-    assert gpu.present_gpu_count() == 0 and gpu.count_gpus() == 8
+    assert gpu.present_gpu_count() == 0 == gpu.count_gpus()
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)'\n"
                    "echo 'GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-2)'\n")
@@ -203,6 +203,8 @@ def test_present_gpus_ignore_the_fake_count(monkeypatch, tmp_path):
     assert gpu.present_gpu_count() == 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hidden on purpose: none present for this process
     assert gpu.present_gpu_count() == 0
+    simulate(monkeypatch, 8)
+    assert gpu.count_gpus() == 8 and gpu.present_gpu_count() == 0
 
 
 def test_gpu_job_threads_keep_every_slot_busy():
@@ -229,8 +231,8 @@ def test_cpu_refusal_only_for_real_data_trained_on_the_cpu_unasked():
 
 def test_lease_log_records_each_lease_and_its_end(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "2")
-    monkeypatch.setenv(gpu.LEASE_LOG, str(tmp_path / "lease.log"))
+    simulate(monkeypatch, 2)
+    monkeypatch.setenv(gpubox.LEASE_LOG, str(tmp_path / "lease.log"))
     with gpu.lease_gpu(lock_dir=tmp_path / "locks", holder="run-a") as lease:
         assert lease.device == "0"
     events = [json.loads(line) for line in (tmp_path / "lease.log").read_text().splitlines()]
@@ -254,7 +256,7 @@ def test_waiting_prints_progress(tmp_path, holders, monkeypatch, capsys):
     holder = start_holder(tmp_path, n_gpus=1, runs_per_gpu=1, name="busy-run")
     holders.append(holder)
     read_lease(holder)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "1")
+    simulate(monkeypatch, 1)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     sleeps = []
 
@@ -271,8 +273,8 @@ def test_waiting_prints_progress(tmp_path, holders, monkeypatch, capsys):
 
 
 def test_one_listed_device_is_used_as_it_is(tmp_path, monkeypatch):
+    simulate(monkeypatch, 8)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    monkeypatch.setenv(gpu.FAKE_COUNT, "8")
     with gpu.lease_gpu(lock_dir=tmp_path / "locks") as lease:
         assert lease.visible_devices == "3" and not lease.leased and lease.gpu is None
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
@@ -282,7 +284,7 @@ def test_one_listed_device_is_used_as_it_is(tmp_path, monkeypatch):
 
 def test_no_gpu_means_no_lease(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "0")
+    simulate(monkeypatch, 0)
     with gpu.lease_gpu(lock_dir=tmp_path / "locks") as lease:
         assert lease.visible_devices is None and not lease.leased
         assert "CUDA_VISIBLE_DEVICES" not in os.environ
@@ -292,7 +294,7 @@ def test_no_gpu_means_no_lease(tmp_path, monkeypatch):
 def test_lease_sets_and_restores_visible_devices(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv(gpu.LOCK_DIR, raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "2")
+    simulate(monkeypatch, 2)
     lock_dir = tmp_path / "locks"
     with gpu.lease_gpu(lock_dir=lock_dir) as lease:
         assert (lease.gpu, lease.slot) == (0, 0) and lease.leased
@@ -304,7 +306,7 @@ def test_lease_sets_and_restores_visible_devices(tmp_path, monkeypatch):
 
 def test_apply_gpu_lease_only_for_auto_and_cuda(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "1")
+    simulate(monkeypatch, 1)
     monkeypatch.setenv(gpu.LOCK_DIR, str(tmp_path))
     monkeypatch.setattr(gpu, "_process_lease", None)
     assert gpu.apply_gpu_lease("cpu") is None
@@ -321,7 +323,7 @@ def test_apply_gpu_lease_only_for_auto_and_cuda(tmp_path, monkeypatch):
 
 def test_apply_gpu_lease_reads_runs_per_gpu_from_the_environment(tmp_path, monkeypatch, holders):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "1")
+    simulate(monkeypatch, 1)
     monkeypatch.setenv(gpu.LOCK_DIR, str(tmp_path))
     monkeypatch.setenv(gpu.RUNS_PER_GPU, "2")
     monkeypatch.setattr(gpu, "_process_lease", None)
@@ -337,11 +339,7 @@ def test_apply_gpu_lease_reads_runs_per_gpu_from_the_environment(tmp_path, monke
 
 def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    for value, fault in (("two", "not an integer"), ("-1", "must be at least 0")):
-        monkeypatch.setenv(gpu.FAKE_COUNT, value)
-        with pytest.raises(UserError, match=f"RIR_FAKE_GPU_COUNT='{value}': {fault}"):
-            gpu.acquire_gpu(lock_dir=tmp_path)
-    monkeypatch.setenv(gpu.FAKE_COUNT, "1")
+    simulate(monkeypatch, 1)
     with pytest.raises(UserError, match="runs_per_gpu"):
         gpu.acquire_gpu(0, lock_dir=tmp_path)
     for value, fault in (("many", "not an integer"), ("0", "must be at least 1")):

@@ -1,10 +1,11 @@
 """Every GPU of a box busy without flags: the real Snakemake on a simulated 8-GPU box (issue 12, section 4).
 
 A slice of the smoke profile (its 9 smallest training runs, cut to one epoch of 128 images so each run is
-mostly its start-up) runs through `snakemake --cores 16` with RIR_FAKE_GPU_COUNT=8 and no other flag. The
+mostly its start-up) runs through `snakemake --cores 16` on a simulated box of 8 GPUs (tests/gpubox.py: an
+nvidia-smi that lists 8) and no other flag. The
 smoke recipe's `threads: 1` is kept: 16 cores would then admit 16 jobs, so only the default `gpu` resource
-keeps the 9th from starting, and then waiting for a slot, while 8 hold one. The simulation
-hooks of rir.gpu record every lease (slot, pid, monotonic time) in a log, and hold each run once it has its
+keeps the 9th from starting, and then waiting for a slot, while 8 hold one. The simulation's
+observers record every lease (slot, pid, monotonic time) in a log, and hold each run once it has its
 slot until a gate file exists: the test opens the gate only when 8 runs hold slots at the same moment, so
 "8 in flight at the peak" is an event the test saw, not a race it hoped to win. The runs themselves train on
 the CPU (torch has no CUDA here, and the smoke profile's data is synthetic).
@@ -24,6 +25,7 @@ import time
 
 import pytest
 import yaml
+from gpubox import LEASE_GATE, LEASE_LOG, gpu_box_env
 from pipeline import SHOW_JOBS, env, fresh_copy
 
 from rir import gpu
@@ -81,9 +83,8 @@ def test_snakemake_keeps_every_simulated_gpu_busy_one_run_per_slot(tmp_path):
     repo = fresh_copy(tmp_path / "repo")
     runs = _tiny_smoke(repo)
     log, gate = tmp_path / "lease.log", tmp_path / "gate"
-    run_env = {k: v for k, v in env().items() if k not in (gpu.VISIBLE, gpu.RUNS_PER_GPU)}
-    run_env.update({gpu.FAKE_COUNT: str(N_GPUS), gpu.LOCK_DIR: str(tmp_path / "locks"),
-                    gpu.LEASE_LOG: str(log), gpu.LEASE_GATE: str(gate)})
+    run_env = gpu_box_env(N_GPUS, {k: v for k, v in env().items() if k != gpu.RUNS_PER_GPU})
+    run_env.update({gpu.LOCK_DIR: str(tmp_path / "locks"), LEASE_LOG: str(log), LEASE_GATE: str(gate)})
     targets = [f"results/smoke/runs/{run}/metrics.json" for run in runs]
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", str(CORES), "--config",
                              "profile=smoke", "--", *targets], cwd=repo, env=run_env, stdout=subprocess.PIPE,

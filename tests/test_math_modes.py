@@ -123,7 +123,7 @@ def test_gpus_that_torch_cannot_use_stop_rir_train_in_one_line(synthetic_data_ro
     smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)'\n")
     smi.chmod(0o755)
     env = {k: v for k, v in __import__("os").environ.items()
-           if k not in ("CUDA_VISIBLE_DEVICES", "RIR_FAKE_GPU_COUNT")}
+           if k not in ("CUDA_VISIBLE_DEVICES", "RIR_TEST_GPUS")}
     env["PATH"] = f"{bin_dir}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env["RIR_LOCK_DIR"] = str(tmp_path / "locks")
     out = tmp_path / "run"

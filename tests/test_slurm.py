@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pytest
 from faults import FAULT_ENV, FAULT_FLAG_ENV, fault_env
+from gpubox import GPUS_ENV, gpu_box_env
 from pipeline import SHORT_RUNS, copy_worktree, cut_smoke_profile, sh
 
-from rir.gpu import FAKE_COUNT, LOCK_DIR, RUNS_PER_GPU
+from rir.gpu import LOCK_DIR, RUNS_PER_GPU
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM_UP = REPO / ".ci" / "slurm-up"
@@ -377,7 +378,7 @@ def train_resources(*extra: str) -> list[str]:
 
 def start_workflow(workdir: Path, log: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
     """The SLURM profile's Snakemake in its own session; `env` reaches every job (sbatch exports it)."""
-    environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
+    environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, GPUS_ENV)}
     with open(log, "w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
@@ -467,7 +468,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("uninterrupted")
     copy_worktree(repo)
     cut_smoke_profile(repo, families=False)
-    environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, FAKE_COUNT)}
+    environ = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, FAULT_FLAG_ENV, GPUS_ENV)}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", metrics_target(RUN), "--config",
                            "profile=smoke"], cwd=repo, env=environ, capture_output=True, text=True,
                           timeout=WORKFLOW_TIMEOUT_S)
@@ -643,7 +644,7 @@ def test_runs_share_two_gpus_two_each_through_slurm_and_a_killed_run_frees_its_s
     locks, flag, log = tmp_path / "locks", tmp_path / "paused", tmp_path / "snakemake.log"
     workflow = start_workflow(
         repo, log, *map(metrics_target, SHARING), *train_resources("gpu=0", "mem_mb=1000"), "--config",
-        "profile=smoke", env={**fault_env("WAIT@1", flag), FAKE_COUNT: "2", RUNS_PER_GPU: "2",
+        "profile=smoke", env={**gpu_box_env(2, fault_env("WAIT@1", flag)), RUNS_PER_GPU: "2",
                               LOCK_DIR: str(locks)})
 
     def train_log(run: str) -> str:
