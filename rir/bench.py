@@ -127,90 +127,109 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     """Measure `cfg`; returns the JSON record (keys documented in benchmarks/README.md)."""
-    from rir.device import apply_math_mode, math_mode
-    from rir.env import device_name
-    from rir.loader import DeviceLoader
-    from rir.models import create_model, model_summary
+    from rir.device import apply_math_mode
+    from rir.models import model_summary
     from rir.recipe import TrainConfig
-    from rir.step import compile_model, train_step
+    from rir.step import train_step
     from rir.train import build
 
     _check(cfg)
+    summary = model_summary(cfg.model, cfg.num_classes, **cfg.model_overrides)  # refuses bad options first
     device = torch.device(cfg.device)
     apply_math_mode(cfg.precision)  # as train() does: exact fp32 really is exact, tf32 really is TF32
     torch.backends.cudnn.benchmark = True  # as train() does outside deterministic mode
     torch.manual_seed(cfg.seed)
     recipe = TrainConfig(model=cfg.model, model_overrides=dict(cfg.model_overrides), precision=cfg.precision,
                          channels_last=cfg.channels_last, compile=cfg.compile)  # the paper's recipe otherwise
-    bf16 = cfg.precision == "bf16"
-    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
-    summary = model_summary(cfg.model, cfg.num_classes, **cfg.model_overrides)
-    fwd = summary["flops_per_image"]
-
-    # Synthetic images: enough for every step without repeating an epoch too often, capped for memory.
-    n_images = cfg.batch_size * max(1, min(cfg.warmup + cfg.steps, SYNTHETIC_IMAGES_MAX // cfg.batch_size))
-    rng = np.random.default_rng(cfg.seed)
-    images = rng.integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, cfg.num_classes, size=n_images).astype(np.int64)
-    loader = DeviceLoader(images, labels, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), cfg.batch_size, device,
-                          train=True, seed=cfg.seed, channels_last=cfg.channels_last)
+    batches = _batches(_synthetic_loader(cfg, device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
     progress(f"data pipeline: {cfg.steps} batches of {cfg.batch_size} on {device}")
-    batches = _batches(loader)
-    for _ in range(cfg.warmup):
-        next(batches)
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(cfg.steps):
-        x, y = next(batches)
-    _sync(device)
-    loader_images_per_s = cfg.steps * cfg.batch_size / (time.perf_counter() - t0)
+    loader_images_per_s = _loader_speed(batches, cfg, device)
 
     # The project's step: the run as `rir train` builds it (the recipe's optimizer), fed by the loader.
     if cfg.compile:  # a fresh compilation per bench: earlier ones in this process (`rir plan`) must not count
         torch._dynamo.reset()  # toward Dynamo's recompile limit, past which it silently runs eagerly
-    model, step_model, optimizer, _ = build(recipe, cfg.num_classes, device)
+    _, step_model, optimizer, _ = build(recipe, cfg.num_classes, device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
 
     def project_step() -> None:
         x, y = next(batches)
-        train_step(step_model, optimizer, x, y, bf16, loss_sum, correct)
+        train_step(step_model, optimizer, x, y, cfg.precision == "bf16", loss_sum, correct)
 
-    # The bare loop: same architecture and settings, one fixed batch, plain SGD, nothing else.
-    if cfg.bare:
-        bare = create_model(cfg.model, cfg.num_classes, **cfg.model_overrides).to(device,
-                                                                                 memory_format=memory_format)
-        bare_opt = torch.optim.SGD(bare.parameters(), lr=recipe.lr, momentum=recipe.momentum)
-        bare_step_model = compile_model(bare) if cfg.compile else bare
-        bx, by = next(batches)
-        bx = bx.clone()
-
-        def bare_step() -> None:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(bare_step_model(bx), by)
-            bare_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            bare_opt.step()
-
-    loops = [(project_step, [])] + ([(bare_step, [])] if cfg.bare else [])
+    loops = [project_step] + ([_bare_step(cfg, recipe, next(batches), device)] if cfg.bare else [])
     progress(f"warmup: {cfg.warmup} steps of each loop" + (" (compiling)" if cfg.compile else ""))
     for _ in range(cfg.warmup):
-        for step_fn, _times in loops:
+        for step_fn in loops:
             step_fn()
     _sync(device)
+    times, project_wall = _time_loops(loops, cfg, device, progress)
+    if not math.isfinite(loss_sum.item()):
+        progress("warning: the loss of the synthetic batches became NaN/inf (timings are still valid)")
+    return _record(cfg, summary, device, times[0], times[1] if cfg.bare else None,
+                   cfg.steps * cfg.batch_size / project_wall, loader_images_per_s,
+                   optimizer.defaults.get("fused") is True)
 
-    # Alternate rounds of each loop, so that load from other processes hits both alike: every step on the
-    # CPU (a CPU step is synchronous anyway); 5 rounds on CUDA, whose steps run back to back, unsynchronised.
+
+def _synthetic_loader(cfg: BenchConfig, device: torch.device):
+    """A training DeviceLoader over random images: enough for every step without repeating an epoch too
+    often, capped for memory."""
+    from rir.loader import DeviceLoader
+
+    n_images = cfg.batch_size * max(1, min(cfg.warmup + cfg.steps, SYNTHETIC_IMAGES_MAX // cfg.batch_size))
+    rng = np.random.default_rng(cfg.seed)
+    images = rng.integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, cfg.num_classes, size=n_images).astype(np.int64)
+    return DeviceLoader(images, labels, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), cfg.batch_size, device,
+                        train=True, seed=cfg.seed, channels_last=cfg.channels_last)
+
+
+def _loader_speed(batches, cfg: BenchConfig, device: torch.device) -> float:
+    """Images per second of the data pipeline alone."""
+    for _ in range(cfg.warmup):
+        next(batches)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(cfg.steps):
+        next(batches)
+    _sync(device)
+    return cfg.steps * cfg.batch_size / (time.perf_counter() - t0)
+
+
+def _bare_step(cfg: BenchConfig, recipe, batch, device: torch.device):
+    """The bare loop's step: the same architecture and settings, one fixed batch, plain SGD, nothing else."""
+    from rir.models import create_model
+    from rir.step import compile_model
+
+    bare = create_model(cfg.model, cfg.num_classes, **cfg.model_overrides)
+    bare.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    optimizer = torch.optim.SGD(bare.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+    step_model = compile_model(bare) if cfg.compile else bare
+    bx, by = batch[0].clone(), batch[1]
+
+    def bare_step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = F.cross_entropy(step_model(bx), by)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return bare_step
+
+
+def _time_loops(loops: list, cfg: BenchConfig, device: torch.device, progress) -> tuple[list, float]:
+    """([step durations of each loop], wall seconds of the first loop's steps). The loops alternate, so that
+    load from other processes hits both alike: every step on the CPU (a CPU step is synchronous anyway); 5
+    rounds on CUDA, whose steps run back to back, unsynchronised."""
     rounds = cfg.steps if device.type == "cpu" else min(cfg.steps, 5)
     per_round = [cfg.steps // rounds + (i < cfg.steps % rounds) for i in range(rounds)]
-    loops_said = "the project's loop" + (" and of the bare loop" if cfg.bare else "")
+    loops_said = "the project's loop" + (" and of the bare loop" if len(loops) > 1 else "")
     progress(f"timing: {cfg.steps} steps of {loops_said}, in {rounds} rounds")
-    project_wall = 0.0
+    times: list[list[float]] = [[] for _ in loops]
+    first_wall = 0.0
     for n in per_round:
-        for step_fn, times in loops:
+        for i, step_fn in enumerate(loops):
             timer = _Timer(device)
             _sync(device)
             start = time.perf_counter()
@@ -219,14 +238,20 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
                 step_fn()
                 timer.mark()
             _sync(device)
-            if step_fn is project_step:
-                project_wall += time.perf_counter() - start
-            times.extend(timer.durations())
-    project_times = loops[0][1]
-    bare_times = loops[1][1] if cfg.bare else None
-    if not math.isfinite(loss_sum.item()):
-        progress("warning: the loss of the synthetic batches became NaN/inf (timings are still valid)")
+            if i == 0:
+                first_wall += time.perf_counter() - start
+            times[i].extend(timer.durations())
+    return times, first_wall
 
+
+def _record(cfg: BenchConfig, summary: dict, device: torch.device, project_times: list[float],
+            bare_times: list | None, train_images_per_s: float, loader_images_per_s: float,
+            fused_sgd: bool) -> dict:
+    """The JSON record of one bench (benchmarks/README.md); `summary`: rir.models.model_summary's."""
+    from rir.device import math_mode
+    from rir.env import device_name
+
+    fwd = summary["flops_per_image"]
     if device.type == "cuda":
         peak_memory, memory_kind = torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
     else:  # ru_maxrss is KiB on Linux; the whole process's high-water mark, both models included
@@ -236,14 +261,12 @@ def run_bench(cfg: BenchConfig, progress=_progress) -> dict:
     peak, peak_kind = peak_flops(name, mode["math_mode"]) if device.type == "cuda" else (None, None)
     step_median = statistics.median(project_times)
     bare_median = statistics.median(bare_times) if bare_times else None
-    train_images_per_s = cfg.steps * cfg.batch_size / project_wall
     achieved = 3 * fwd * train_images_per_s
     return {
         "model": cfg.model, "model_overrides": cfg.model_overrides, "batch_size": cfg.batch_size,
         "steps": cfg.steps, "warmup": cfg.warmup, "device": cfg.device, "device_name": name,
         "precision": cfg.precision, **mode, "card": card_of(name) if device.type == "cuda" else None,
-        "channels_last": cfg.channels_last, "compile": cfg.compile,
-        "fused_sgd": optimizer.defaults.get("fused") is True,
+        "channels_last": cfg.channels_last, "compile": cfg.compile, "fused_sgd": fused_sgd,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "params": summary["params"],
         "synthetic": True,
         "flops_per_image_forward": fwd, "flops_per_image_train": 3 * fwd,

@@ -564,29 +564,45 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
     src = _resolve_source(spec, source, synthetic, unofficial_md5, target)
     in_place = src.local is not None and target.is_file() and src.local.resolve() == target.resolve()
     if src.local is not None:
-        actual = md5_file(src.local)
-        if src.remembered and actual == spec.md5:  # the official tarball has replaced the copy
-            src = _Source(src.local, None, spec.md5, "official")
-        if actual != src.expected_md5 and in_place:  # move it aside, so no later fetch picks it up
-            os.replace(target, target.with_name(target.name + ".rejected"))
-            for side in (md5_sidecar(target), unofficial_sidecar(target)):
-                if side.is_file():  # a sidecar left behind would condemn the next good tarball
-                    os.replace(side, side.with_name(side.name + ".rejected"))
-            raise UserError(
-                _mismatch(target, actual, src.expected_md5, src.against) + "; moved to *.rejected"
-                + _hint(src)
-            )
-        if actual != src.expected_md5:
-            raise UserError(_mismatch(src.local, actual, src.expected_md5, src.against) + _hint(src))
-    label = src.label
+        src = _check_local(spec, src, target, in_place)
     state = _prepared_state(folder)
     same = state is not None and (state["source_md5"], state["data_kind"]) == (src.expected_md5, src.kind)
     if same and target.is_file():
-        return (
-            f"{spec.name}: already prepared in {folder} from md5 {src.expected_md5} ({label}); nothing to do"
-        )
+        return (f"{spec.name}: already prepared in {folder} from md5 {src.expected_md5} ({src.label}); "
+                "nothing to do")
+    arrays = _install_tarball(spec, src, target, in_place, progress)
+    manifest = _prepare(spec, folder, arrays, src)
+    return (
+        f"{spec.name}: prepared {manifest['n_train']} train and {manifest['n_test']} test images in {folder} "
+        f"from md5 {src.expected_md5} ({src.label})"
+    )
 
+
+def _check_local(spec: DatasetSpec, src: _Source, target: Path, in_place: bool) -> _Source:
+    """The local source, verified against its md5 (a remembered copy that is now the official tarball
+    becomes official); a tarball in place that fails is moved aside with its sidecars, so no later fetch
+    picks it up."""
+    actual = md5_file(src.local)
+    if src.remembered and actual == spec.md5:  # the official tarball has replaced the copy
+        return _Source(src.local, None, actual, "official")
+    if actual != src.expected_md5 and in_place:
+        os.replace(target, target.with_name(target.name + ".rejected"))
+        for side in (md5_sidecar(target), unofficial_sidecar(target)):
+            if side.is_file():  # a sidecar left behind would condemn the next good tarball
+                os.replace(side, side.with_name(side.name + ".rejected"))
+        raise UserError(_mismatch(target, actual, src.expected_md5, src.against) + "; moved to *.rejected"
+                        + _hint(src))
+    if actual != src.expected_md5:
+        raise UserError(_mismatch(src.local, actual, src.expected_md5, src.against) + _hint(src))
+    return src
+
+
+def _install_tarball(spec: DatasetSpec, src: _Source, target: Path, in_place: bool, progress: bool) -> dict:
+    """Download or copy the source next to `target` (hashed again as it is written: it may change under
+    us), read it, and only then rename it onto `target` with its kind's sidecar; returns its arrays."""
+    folder = target.parent
     staged: Path | None = None  # a verified copy inside the data folder, renamed onto `target` at the end
+    actual = src.expected_md5  # a tarball in place was verified by _check_local
     try:
         if src.url:
             staged = _download(src.url, folder, spec.filename, progress)
@@ -595,7 +611,7 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
             fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".tmp", dir=folder)
             os.close(fd)
             staged = Path(tmp)
-            actual = _copy_hashing(src.local, staged)  # hashed again: the source may change under us
+            actual = _copy_hashing(src.local, staged)
         if actual != src.expected_md5:
             raise UserError(
                 _mismatch(src.url or src.local, actual, src.expected_md5, src.against) + _hint(src)
@@ -616,7 +632,11 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
             shutil.rmtree(staged.parent, ignore_errors=True)
         elif staged is not None:
             staged.unlink(missing_ok=True)
+    return arrays
 
+
+def _prepare(spec: DatasetSpec, folder: Path, arrays: dict, src: _Source) -> dict:
+    """Write the prepared arrays and then their manifest (the file that says they are complete)."""
     with atomic_path(folder / PREPARED_NAME) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)  # uncompressed: loads fast, and its sha256 is cheap to check
     mean, std = _channel_stats(arrays["train_images"])
@@ -636,10 +656,7 @@ def _fetch(spec: DatasetSpec, folder: Path, source: str | None, synthetic: bool,
         "std": std,
     }
     atomic_write_json(folder / MANIFEST_NAME, manifest)
-    return (
-        f"{spec.name}: prepared {manifest['n_train']} train and {manifest['n_test']} test images in {folder} "
-        f"from md5 {src.expected_md5} ({label})"
-    )
+    return manifest
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,20 +10,20 @@ not in it. Not counted either: a fresh process's first steps run slower until gl
 mmap threshold (about 0.2 s of a smoke run on a CPU), which this process has long done.
 
 A run = start-up + data + build + warm-up + finish + epochs x (steps x step + evaluation + checkpoint):
-- start-up: measured once, in a child process that does what every `rir train --run` process does besides
-  training (`_STARTUP`): the interpreter, the modules of rir.stages.closure(ENTRY["train"]) (a test holds
-  them to what `rir train` imports), the grid's expansion, the run's code digest, the FLOP count of
-  metrics.json (the first in a process imports torch._dynamo: about a second), env.json's environment,
-  CUDA's context, the exit;
+- start-up: measured once, in a child process (`python -m rir.plan`, `_startup`) that does what every `rir
+  train --run` process does besides training: the interpreter, the modules of
+  rir.stages.closure(ENTRY["train"]), the grid's expansion, the run's code digest, a FLOP count (the first
+  in a process imports torch._dynamo: about a second), CUDA's context, the exit;
 - data: load_arrays modelled (the prepared file's bytes at the hash and copy rate measured here: no data set
-  need exist yet) and the run's two DeviceLoaders over as many images as it has, measured once per size;
+  need exist yet) and rir.train's own loaders over as many images as the run has, measured once per size;
 - the rest, measured for each distinct config (model, overrides, batch, threads, math mode, memory format,
-  compile, determinism) in this process, with the run's code (rir.step, rir.evaluate, rir.checkpoint) and
-  settings (threads, math mode, determinism, set as rir.train sets them and restored after): the model and
-  optimizer build; WARMUP_STEPS first steps, whose excess over the steady step each run pays once (allocator,
-  oneDNN primitives, cuDNN autotuning, compilation); the step, median of TIMED_ROUNDS; one batch of the
-  evaluation's batch size (rir.train.EVAL_BATCH_SIZE) cold then warm, the excess once and the warm one per
-  image; a checkpoint and model.pt, fsyncs included (wall clock, the lesser of two).
+  compile, determinism) in this process, with the run's own code (rir.train's build, _checkpoint and _finish,
+  rir.step's step, rir.evaluate) and settings (threads and determinism set as rir.train sets them, the math
+  mode by build; all restored after): the build; WARMUP_STEPS first steps, whose excess over the steady step
+  each run pays once (allocator, oneDNN primitives, cuDNN autotuning, compilation); the step, median of
+  TIMED_ROUNDS; one batch of the evaluation's batch size (rir.train.EVAL_BATCH_SIZE) cold then warm, the
+  excess once and the warm one per image; a checkpoint, and the final FLOP count, environment and files,
+  fsyncs included (wall clock, the lesser of two).
 Clock: for a CPU run of one thread (`threads: 1`), the CPU time of the measuring thread, on which all of
 PyTorch's work then runs: busy processes beside it barely change it, while they stretch the wall clock
 several times. On a GPU, the wall clock after CUDA synchronisation (steps in rounds of CUDA_STEPS_PER_ROUND,
@@ -48,7 +48,9 @@ share it through `runs_per_gpu`). It is also given at a flat 10 %; the target is
 H100-hours.
 
 Longer than 400 lines for one reason: the measurement is the run's own code called piece by piece, and
-each piece it leaves out (start-up, evaluation, checkpoints) is what made the estimate wrong before.
+each piece it leaves out (start-up, evaluation, checkpoints) is what made the estimate wrong before. What
+train() does per epoch is timed through its pieces, not its loop (`_epoch` of a paper run is minutes on a
+CPU): a new per-epoch or per-run cost in train() needs its piece timed here too.
 """
 
 from __future__ import annotations
@@ -76,37 +78,6 @@ FLAT_UTILISATION = 0.10
 TARGET_H100_HOURS = 4.0
 PREDICTS = ("the wall time of each `rir train` process from start to exit, alone on an idle device, summed "
             "(metrics.json's wall_seconds leaves out the start-up and the final writes)")
-
-# What every `rir train --run` process does besides its run (module docstring); argv: params, profile, run,
-# device. The first FLOP count imports torch._dynamo; so do the first optimizer and deterministic mode, which
-# come first in a run: the child pays it once, as a run does, inside the part that wall_seconds times. It
-# prints the two marks of that part on its clock (the thread's CPU time, or the wall clock on a GPU box).
-_STARTUP = """
-import argparse, importlib, json, sys, time
-import torch
-import rir.cli
-from rir.stages import ENTRY, closure, run_code_digest
-for name in closure(ENTRY["train"]):
-    importlib.import_module(name[:-3].replace("/", ".").removesuffix(".__init__"))
-from rir.commands.train import run_options
-from rir.env import environment
-from rir.models import model_summary
-from rir.recipe import TrainConfig
-params, profile, run, device = sys.argv[1:5]
-cfg = TrainConfig.from_dict(run_options(argparse.Namespace(run=run, params=params, profile=profile or None)))
-device = torch.device(device)
-clock = time.perf_counter if device.type == "cuda" else time.thread_time
-train_started = clock()
-if device.type == "cuda":
-    torch.zeros(1, device=device)
-    torch.cuda.synchronize(device)
-run_code_digest(cfg.model)
-model_summary(cfg.model, 10, **cfg.model_overrides)
-train_ended = clock()
-environment(device, cfg.precision)
-print(json.dumps([train_started, train_ended]))
-"""
-
 
 @dataclass
 class ConfigCost:
@@ -218,11 +189,10 @@ class _Clock:
 
 @contextmanager
 def _as_run(cfg, device, default_threads: int):
-    """The run's threads, math mode and determinism, set as rir.train sets them and restored after; yields
-    the clock to measure the run with."""
+    """The run's threads and determinism, set as rir.train sets them, and restored after with the math mode
+    that `build` sets; yields the clock to measure the run with."""
     import torch
 
-    from rir.device import apply_math_mode
     from rir.train import seed_everything
 
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
@@ -231,8 +201,7 @@ def _as_run(cfg, device, default_threads: int):
              cudnn.benchmark)
     threads = cfg.threads or default_threads
     torch.set_num_threads(threads)
-    seed_everything(cfg.seed, cfg.deterministic)
-    apply_math_mode(cfg.precision)
+    seed_everything(cfg.seed, cfg.deterministic)  # and build() sets the math mode, as in the run
     try:
         yield _Clock(device, threads)
     finally:
@@ -241,15 +210,49 @@ def _as_run(cfg, device, default_threads: int):
         cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark = saved[3:]
 
 
+def _startup(params: str, profile: str, run: str, device_type: str) -> None:
+    """What every `rir train --run` process does besides its run, as a child process of `_measure_startup`
+    (`python -m rir.plan`): the interpreter, the modules `rir train` imports (rir.stages.closure of its
+    entry point, the modules a run's code digest reads), the grid's expansion, CUDA's context, the run's code
+    digest and a FLOP count (the first imports torch._dynamo, about a second; the first optimizer and
+    deterministic mode would too, and they come first in a run: paid once, as a run pays it). Prints the
+    marks, on its clock (the thread's CPU time, or the wall clock on a GPU box), of the part that
+    metrics.json's wall_seconds times. The final writes are measured in the plan's own process (`_finish`)."""
+    import argparse
+    import importlib
+
+    import torch
+
+    from rir.stages import ENTRY, closure, run_code_digest
+
+    for name in closure(ENTRY["train"]):
+        importlib.import_module(name[:-3].replace("/", ".").removesuffix(".__init__"))
+    from rir.commands.train import run_options
+    from rir.models import model_summary
+    from rir.recipe import TrainConfig
+
+    options = run_options(argparse.Namespace(run=run, params=params, profile=profile or None))
+    cfg = TrainConfig.from_dict(options)
+    device = torch.device(device_type)
+    clock = time.perf_counter if device.type == "cuda" else time.thread_time
+    started = clock()
+    if device.type == "cuda":
+        torch.zeros(1, device=device)
+        torch.cuda.synchronize(device)
+    run_code_digest(cfg.model)
+    model_summary(cfg.model, 10, **cfg.model_overrides)
+    print(json.dumps([started, clock()]))
+
+
 def _measure_startup(params_path: str, profile: str | None, run_id: str, device) -> tuple[float, float]:
-    """(seconds of a `rir train --run` process besides its run (`_STARTUP`), the part of them inside
+    """(seconds of a `rir train --run` process besides its run (`_startup`), the part of them inside
     metrics.json's wall_seconds), in a child process: its CPU time on the CPU (the start-up is one thread's
     work; load beside it does not count), its wall time on a GPU box (CUDA's context is the driver's)."""
     import resource
     import subprocess
 
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _STARTUP, params_path, profile or "", run_id, device.type],
+    proc = subprocess.run([sys.executable, "-m", "rir.plan", params_path, profile or "", run_id, device.type],
                           capture_output=True, text=True)
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
@@ -260,53 +263,54 @@ def _measure_startup(params_path: str, profile: str | None, run_id: str, device)
 
 
 def _data(cfg, sizes: tuple[int, int], batch: int, device, clock: _Clock):
-    """(training loader, evaluation loader, seconds): rir.train's two DeviceLoaders over images of the run's
-    counts, measured, plus load_arrays modelled: one sha256 pass and two copies (the hash's reads, np.load's)
-    of the prepared file's bytes, at the rate measured here on 32 MiB."""
+    """(arrays of the run's sizes, training loader, evaluation loader, seconds): rir.train's own loaders
+    (`_loaders`) over images of the run's counts, measured, plus load_arrays modelled: one sha256 pass and
+    two copies (the hash's reads, np.load's) of the prepared file's bytes, at the rate measured here on 32
+    MiB. `batch` may cut the training batch (module docstring)."""
+    import dataclasses
     import hashlib
 
     import numpy as np
 
-    from rir.loader import DeviceLoader
-    from rir.train import EVAL_BATCH_SIZE
+    from rir.data import CifarArrays
+    from rir.train import _loaders
 
-    n_train, n_eval = sizes[0] - cfg.holdout, cfg.holdout or sizes[1]
     buffer = np.full(32 << 20, 7, dtype=np.uint8)
     load = clock.time(lambda: (hashlib.sha256(buffer).digest(), buffer.copy(), buffer.copy()))
-    images = np.full((sizes[0] + sizes[1], 32, 32, 3), 127, dtype=np.uint8)  # written, as loaded data is
-    labels = np.zeros(len(images), dtype=np.int64)
-    stats = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    # Written, as loaded data is; the train/holdout split is rir.train._checked_inputs'.
+    image, stats = np.full((1, 32, 32, 3), 127, dtype=np.uint8), (np.full(3, 0.5), np.full(3, 0.25))
+    labels = np.zeros(max(sizes), dtype=np.int64)
+    arrays = CifarArrays(cfg.dataset, image.repeat(sizes[0], 0), labels[:sizes[0]], image.repeat(sizes[1], 0),
+                         labels[:sizes[1]], *stats, 10, "synthetic")
+    train_set = (arrays.train_images[:sizes[0] - cfg.holdout], arrays.train_labels[:sizes[0] - cfg.holdout])
+    eval_set = ((arrays.train_images[-cfg.holdout:], arrays.train_labels[-cfg.holdout:]) if cfg.holdout
+                else (arrays.test_images, arrays.test_labels))
     start = clock()
-    train = DeviceLoader(images[:n_train], labels[:n_train], *stats, batch, device, train=True, seed=cfg.seed,
-                         drop_last=cfg.drop_last, channels_last=cfg.channels_last,
-                         padding=4 if cfg.augment else 0, flip=cfg.augment)
-    test = DeviceLoader(images[-n_eval:], labels[-n_eval:], *stats, max(cfg.batch_size, EVAL_BATCH_SIZE),
-                        device, train=False, channels_last=cfg.channels_last)
-    return train, test, clock() - start + load * len(images) * IMAGE_BYTES / buffer.nbytes
+    train, test = _loaders(dataclasses.replace(cfg, batch_size=batch), arrays, train_set, eval_set, device)
+    return arrays, train, test, clock() - start + load * (sizes[0] + sizes[1]) * IMAGE_BYTES / buffer.nbytes
 
 
-def _measure_config(c: ConfigCost, batch: int, loaders, device, clock: _Clock, folder: Path) -> None:
+def _measure_config(c: ConfigCost, batch: int, data, device, clock: _Clock, folder: Path) -> None:
     """Build, warm-up, step, evaluation, checkpoint and finish of one run of `c` (module docstring), with the
-    run's own code; the step is measured at `batch` and scaled per image to the run's batch."""
-    import io
+    run's own code (rir.train's build, _checkpoint and _finish; rir.step's step; rir.evaluate's evaluation)
+    on `data` (`_data`); the step is measured at `batch` and scaled per image to the run's batch."""
     import itertools
 
     import numpy as np
     import torch
 
-    from rir.checkpoint import capture_rng, save_checkpoint
     from rir.device import autocast
     from rir.evaluate import evaluate_model
-    from rir.io import atomic_write_bytes, atomic_write_json
     from rir.loader import DeviceLoader
-    from rir.models import model_summary
     from rir.step import train_step
-    from rir.train import build
+    from rir.train import _checkpoint, _finish, _Run, build
 
-    cfg, (train_loader, test_loader) = c.cfg, loaders
+    cfg, (arrays, train_loader, test_loader) = c.cfg, data
     start = clock()
-    model, step_model, optimizer, scheduler = build(cfg, 10, device)  # as `rir train` builds the run
+    run = _Run(cfg, device, *build(cfg, 10, device), state_dir=folder / "state", code="0" * 64,
+               started=time.perf_counter())
     c.build = clock() - start
+    model, step_model, optimizer = run.model, run.step_model, run.optimizer
 
     batches = itertools.chain.from_iterable(map(train_loader.epoch, itertools.count()))  # epoch after epoch
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -332,25 +336,11 @@ def _measure_config(c: ConfigCost, batch: int, loaders, device, clock: _Clock, f
     c.eval_source = f"measured (batch {n})" if n == full else f"measured at batch {n} of {full}"
     c.warmup = sum(max(0.0, t - steady) for t in first) + max(0.0, cold - warm)
 
-    def checkpoint() -> None:
-        save_checkpoint(folder / "state", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": capture_rng(), "epoch": 1, "step": 0, "history": [],
-            "partial": {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}, "elapsed": 0.0,
-            "config": cfg.to_dict(), "code": "0" * 64}, 1)
-
-    def final_writes() -> None:  # rir.train._write_run: model.pt, then four small files
-        buffer = io.BytesIO()
-        torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "config": cfg.to_dict()}, buffer)
-        atomic_write_bytes(folder / "model.pt", buffer.getvalue())
-        for name in ("history.csv", "config.json", "env.json", "metrics.json"):
-            atomic_write_json(folder / name, cfg.to_dict())
-
-    # Files on the wall clock: their fsyncs wait for the disk, which no CPU clock sees.
-    c.checkpoint = min(clock.time(checkpoint, clock=clock.wall) for _ in range(2))
-    c.finish = (clock.time(lambda: model_summary(cfg.model, 10, **cfg.model_overrides))
-                + min(clock.time(final_writes, clock=clock.wall) for _ in range(2)))
+    # Files on the wall clock: their fsyncs wait for the disk, which no CPU clock sees. The finish is the
+    # run's FLOP count, environment and files (metrics.json last).
+    c.checkpoint = min(clock.time(lambda: _checkpoint(run), clock=clock.wall) for _ in range(2))
+    c.finish = min(clock.time(lambda: _finish(run, folder, arrays, "completed", None), clock=clock.wall)
+                   for _ in range(2))
     c.fixed_source, c.measured = "measured", True
 
 
@@ -390,8 +380,8 @@ def _measure(configs: dict[tuple, ConfigCost], run_id: str, sizes: tuple[int, in
             with _as_run(cfg, device, default_threads) as clock:
                 key = (cfg.holdout, batch, cfg.channels_last, cfg.augment, cfg.drop_last)
                 if key not in loaders:
-                    train, test, seconds = _data(cfg, sizes, batch, device, clock)
-                    loaders[key] = train, test
+                    arrays, train, test, seconds = _data(cfg, sizes, batch, device, clock)
+                    loaders[key] = arrays, train, test
                     data.setdefault((sizes[0] - cfg.holdout, cfg.holdout or sizes[1]), seconds)
                 _measure_config(c, batch, loaders[key], device, clock, Path(folder) / str(i))
                 clocks.add(clock.kind)
@@ -487,28 +477,7 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
     measuring = time.perf_counter() - started
     _fill_from_flops(configs)
 
-    rows = []
-    for run, cfg in runs:
-        c = configs[_config_key(cfg.to_dict())]
-        train_n, eval_images = sizes[0] - cfg.holdout, cfg.holdout or sizes[1]
-        steps = train_n // cfg.batch_size if cfg.drop_last else -(-train_n // cfg.batch_size)
-        data = common["data"].get((train_n, eval_images), max(common["data"].values(), default=0.0))
-        seconds = {"startup": common["startup"], "data": data, "build": c.build, "warmup": c.warmup,
-                   "finish": c.finish, "steps": cfg.epochs * steps * c.step,
-                   "evaluation": cfg.epochs * eval_images * c.eval_per_image,
-                   "checkpoints": cfg.epochs * c.checkpoint}
-        rows.append({
-            "run_id": run.run_id, "families": list(run.families), "model": run.model,
-            "model_overrides": dict(run.model_overrides), "dataset": run.dataset, "seed": run.seed,
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "threads": cfg.threads,
-            "steps_per_epoch": steps, "images_per_epoch": min(train_n, steps * cfg.batch_size),
-            "eval_images": eval_images, "flops_per_image": c.flops_per_image, "step_seconds": c.step,
-            "train_images_per_s": cfg.batch_size / c.step,
-            "eval_seconds_per_epoch": eval_images * c.eval_per_image,
-            "fixed_seconds": sum(seconds[k] for k in ("startup", "data", "build", "warmup", "finish")),
-            "seconds": seconds, "estimated_seconds": sum(seconds.values()), "measured": c.measured,
-            "throughput_source": c.source,
-            "sources": {"step": c.source, "evaluation": c.eval_source, "fixed": c.fixed_source}})
+    rows = [_row(run, cfg, configs[_config_key(cfg.to_dict())], sizes, common) for run, cfg in runs]
     total = sum(r["estimated_seconds"] for r in rows)
     parts = {k: sum(r["seconds"][k] for r in rows) for k in rows[0]["seconds"]}
     cpu_runs = not bench_json and common["device"].startswith("cpu")
@@ -529,6 +498,29 @@ def make_plan(params_path: str, profile: str | None = None, device: str = "auto"
         "on_this_machine": _on_these_cores(rows, os.cpu_count() or 1) if cpu_runs else None,
         "card_estimate": estimate,
     }
+
+
+def _row(run, cfg, c: ConfigCost, sizes: tuple[int, int], common: dict) -> dict:
+    """One run's row of the plan: its parts, in seconds, from its config's costs and what every run shares."""
+    train_n, eval_images = sizes[0] - cfg.holdout, cfg.holdout or sizes[1]
+    steps = train_n // cfg.batch_size if cfg.drop_last else -(-train_n // cfg.batch_size)
+    data = common["data"].get((train_n, eval_images), max(common["data"].values(), default=0.0))
+    seconds = {"startup": common["startup"], "data": data, "build": c.build, "warmup": c.warmup,
+               "finish": c.finish, "steps": cfg.epochs * steps * c.step,
+               "evaluation": cfg.epochs * eval_images * c.eval_per_image,
+               "checkpoints": cfg.epochs * c.checkpoint}
+    return {
+        "run_id": run.run_id, "families": list(run.families), "model": run.model,
+        "model_overrides": dict(run.model_overrides), "dataset": run.dataset, "seed": run.seed,
+        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "threads": cfg.threads,
+        "steps_per_epoch": steps, "images_per_epoch": min(train_n, steps * cfg.batch_size),
+        "eval_images": eval_images, "flops_per_image": c.flops_per_image, "step_seconds": c.step,
+        "train_images_per_s": cfg.batch_size / c.step,
+        "eval_seconds_per_epoch": eval_images * c.eval_per_image,
+        "fixed_seconds": sum(seconds[k] for k in ("startup", "data", "build", "warmup", "finish")),
+        "seconds": seconds, "estimated_seconds": sum(seconds.values()), "measured": c.measured,
+        "throughput_source": c.source,
+        "sources": {"step": c.source, "evaluation": c.eval_source, "fixed": c.fixed_source}}
 
 
 def _on_these_cores(rows: list[dict], cores: int) -> dict | None:
@@ -605,3 +597,7 @@ def format_plan(plan: dict) -> str:
         lines.append(f"optional family {name} (`snakemake {name}`): {o['new_runs']} runs beyond the default "
                      f"target's, {o['hours']:.2f} {h['card']}-hours at the same assumptions{share}")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the start-up child of _measure_startup
+    _startup(*sys.argv[1:5])
