@@ -84,7 +84,8 @@ MUTANTS = [
     m("plan-keeps-the-runs-threads", "rir/plan.py", "        torch.set_num_threads(saved[0])\n", "",
       "tests/test_plan.py"),
     m("plan-not-deterministic-like-the-run", "rir/plan.py",
-      "    seed_everything(cfg.seed, cfg.deterministic)  # and build", "    (cfg.seed, cfg.deterministic)  # and build",
+      "    seed_everything(cfg.seed, cfg.deterministic)  # and build",
+      "    (cfg.seed, cfg.deterministic)  # and build",
       "tests/test_plan.py"),
     m("plan-evaluation-a-third-of-a-step", "rir/plan.py",
       "    cold, warm = (clock.time(lambda: evaluate_model(model, one, lambda: autocast(device, "
