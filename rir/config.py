@@ -21,7 +21,7 @@ import yaml
 
 from rir.catalog import known_defaults
 from rir.errors import UserError
-from rir.recipe import RECIPE_FIELDS, check_recipe
+from rir.recipe import RECIPE_DEFAULTS, RECIPE_FIELDS, check_recipe
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -175,9 +175,10 @@ def _family_runs(name: str, family: dict[str, Any], resolved: dict[str, Any]) ->
         family_recipe = {**family.get("recipe", {}), **{k: v for k, v in point.items() if k in recipe_keys}}
         if "holdout" in family:
             family_recipe["holdout"] = family["holdout"]
-        # A setting equal to the default names the same run as no setting: Figure 4's 2-layer blocks are
-        # Table 3's nets, trained once.
-        family_recipe = {k: v for k, v in family_recipe.items() if _canonical(recipe.get(k)) != _canonical(v)}
+        # A setting equal to the default (the profile's recipe, else TrainConfig's) names the same run as no
+        # setting: Figure 4's 2-layer blocks are Table 3's nets, trained once.
+        family_recipe = {k: v for k, v in family_recipe.items()
+                         if _canonical(recipe.get(k, RECIPE_DEFAULTS.get(k))) != _canonical(v)}
         datasets, seeds = _every(name, family, resolved, "datasets"), _every(name, family, resolved, "seeds")
         for model, dataset, seed in itertools.product(family["models"], datasets, seeds):
             defaults = known_defaults(model)

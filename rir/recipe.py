@@ -129,6 +129,8 @@ class TrainConfig:
 # `model_overrides`.
 NOT_RECIPE = ("model", "model_overrides", "dataset", "data_root", "seed")
 RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_RECIPE)
+# What a recipe field not set in params.yaml means (rir.config: a setting equal to it names no new run).
+RECIPE_DEFAULTS = {k: v for k, v in TrainConfig().to_dict().items() if k in RECIPE_FIELDS}
 
 
 def check_recipe(recipe: dict, where: str) -> None:

@@ -13,6 +13,7 @@ import yaml
 from rir.cli import COMMANDS
 from rir.config import expand_runs, load_params, make_run_id, resolve_profile, validate_params
 from rir.errors import UserError
+from rir.report.aggregate import grid_point
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +54,22 @@ def test_a_setting_equal_to_the_default_names_the_same_run(params):
     assert set(runs["rir_18__cifar10__s0"].families) & PAPER_FAMILIES == {"table3", "figure3", "figure4"}
     assert not any("layers_per_block-2" in run_id for run_id in runs)
     assert "rir_18__layers_per_block-3__cifar10__s0" in runs
+
+
+def test_a_recipe_setting_equal_to_trainconfigs_default_names_the_same_run(params):
+    """A family grid over a recipe field that params.yaml's recipe leaves unset: its value equal to
+    TrainConfig's default is the base run, trained once, and the report reads that value back for it."""
+    from rir.recipe import RECIPE_DEFAULTS
+
+    p = copy.deepcopy(params)
+    assert "augment" not in p.get("recipe", {}) and RECIPE_DEFAULTS["augment"] is True
+    p["families"]["table4"]["grid"] = {"augment": [True, False]}
+    runs = expand_runs(p, "paper")
+    base = runs["rir_18__cifar10__s0"]
+    assert {"table3", "table4"} <= set(base.families) and "augment" not in base.recipe
+    assert make_run_id("rir_18", "cifar10", 0, {"augment": False}) in runs
+    assert make_run_id("rir_18", "cifar10", 0, {"augment": True}) not in runs
+    assert grid_point(base, p["families"]["table4"]) == {"augment": True}
 
 
 def test_profile_overrides_merge_deeply(params):

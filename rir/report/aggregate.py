@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from rir.catalog import known_defaults, label
+from rir.recipe import RECIPE_DEFAULTS
 from rir.report.collect import COMPLETED, DIVERGED, PENDING, UNREADABLE, RunRecord
 from rir.report.stats import summarize
 
@@ -45,15 +46,15 @@ def _plain(value: Any) -> Any:
 def grid_point(spec, family: dict[str, Any]) -> dict[str, Any]:
     """The family grid's values of a run, e.g. {'layers_per_block': 3}.
 
-    rir.config leaves a grid value equal to the model's default out of the run (Figure 4's 2-layer blocks
-    are Table 3's nets, trained once), so a key the run does not set takes the model's default.
+    rir.config leaves a grid value equal to the default out of the run (Figure 4's 2-layer blocks are Table
+    3's nets, trained once), so a key the run does not set takes the model's default, or TrainConfig's.
     """
     point, defaults = {}, None
     for key in family.get("grid", {}):
         if key in spec.model_overrides:
             point[key] = _plain(spec.model_overrides[key])
-        elif key in spec.recipe:
-            point[key] = _plain(spec.recipe[key])
+        elif key in spec.recipe or key in RECIPE_DEFAULTS:
+            point[key] = _plain(spec.recipe.get(key, RECIPE_DEFAULTS.get(key)))
         else:
             defaults = known_defaults(spec.model) if defaults is None else defaults
             point[key] = _plain(defaults.get(key))
