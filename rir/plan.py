@@ -223,6 +223,7 @@ def _startup(params: str, profile: str, run: str, device_type: str) -> None:
 
     import torch
 
+    import rir.cli  # noqa: F401  (the `rir` entry point)
     from rir.stages import ENTRY, closure, run_code_digest
 
     for name in closure(ENTRY["train"]):
