@@ -274,20 +274,18 @@ def _data(cfg, sizes: tuple[int, int], batch: int, device, clock: _Clock):
     import numpy as np
 
     from rir.data import CifarArrays
-    from rir.train import _loaders
+    from rir.train import _loaders, split
 
     buffer = np.full(32 << 20, 7, dtype=np.uint8)
     load = clock.time(lambda: (hashlib.sha256(buffer).digest(), buffer.copy(), buffer.copy()))
-    # Written, as loaded data is; the train/holdout split is rir.train._checked_inputs'.
+    # Written, as loaded data is.
     image, stats = np.full((1, 32, 32, 3), 127, dtype=np.uint8), (np.full(3, 0.5), np.full(3, 0.25))
     labels = np.zeros(max(sizes), dtype=np.int64)
     arrays = CifarArrays(cfg.dataset, image.repeat(sizes[0], 0), labels[:sizes[0]], image.repeat(sizes[1], 0),
                          labels[:sizes[1]], *stats, 10, "synthetic")
-    train_set = (arrays.train_images[:sizes[0] - cfg.holdout], arrays.train_labels[:sizes[0] - cfg.holdout])
-    eval_set = ((arrays.train_images[-cfg.holdout:], arrays.train_labels[-cfg.holdout:]) if cfg.holdout
-                else (arrays.test_images, arrays.test_labels))
     start = clock()
-    train, test = _loaders(dataclasses.replace(cfg, batch_size=batch), arrays, train_set, eval_set, device)
+    train, test = _loaders(dataclasses.replace(cfg, batch_size=batch), arrays, *split(arrays, cfg.holdout),
+                           device)
     return arrays, train, test, clock() - start + load * (sizes[0] + sizes[1]) * IMAGE_BYTES / buffer.nbytes
 
 

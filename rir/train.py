@@ -147,18 +147,23 @@ def _checked_inputs(cfg: TrainConfig) -> tuple:
         raise UserError(f"unknown model {cfg.model!r} (see `rir models`)")
     arrays = load_arrays(cfg.data_root, cfg.dataset)
     refuse_unasked_cpu(device, cfg.device, arrays.synthetic)  # real CIFAR on the CPU only when asked for
-    train_set = (arrays.train_images, arrays.train_labels)
-    eval_set = (arrays.test_images, arrays.test_labels)
-    if cfg.holdout:
-        if cfg.holdout >= len(arrays.train_labels):
-            raise UserError(f"training option holdout={cfg.holdout}: the training set has only "
-                            f"{len(arrays.train_labels)} images")
-        eval_set = (arrays.train_images[-cfg.holdout:], arrays.train_labels[-cfg.holdout:])
-        train_set = (arrays.train_images[:-cfg.holdout], arrays.train_labels[:-cfg.holdout])
+    if cfg.holdout and cfg.holdout >= len(arrays.train_labels):
+        raise UserError(f"training option holdout={cfg.holdout}: the training set has only "
+                        f"{len(arrays.train_labels)} images")
+    train_set, eval_set = split(arrays, cfg.holdout)
     if cfg.batch_size > len(train_set[1]):
         raise UserError(f"training option batch_size={cfg.batch_size} is larger than the training set "
                         f"({len(train_set[1])} images)")
     return device, arrays, train_set, eval_set
+
+
+def split(arrays, holdout: int) -> tuple:
+    """((images, labels) to train on, (images, labels) to evaluate on): the test set, or with `holdout` the
+    last `holdout` training images (the grid search's selection split)."""
+    if not holdout:
+        return (arrays.train_images, arrays.train_labels), (arrays.test_images, arrays.test_labels)
+    return ((arrays.train_images[:-holdout], arrays.train_labels[:-holdout]),
+            (arrays.train_images[-holdout:], arrays.train_labels[-holdout:]))
 
 
 def _loaders(cfg: TrainConfig, arrays, train_set, eval_set, device) -> tuple:

@@ -436,3 +436,24 @@ def test_training_augments_with_4_pixel_crops_and_flips_and_evaluates_unaugmente
     monkeypatch.setattr(DeviceLoader, "__init__", recording)
     assert _schedule_run(data_root, tmp_path / "run", monkeypatch, epochs=1)["status"] == "completed"
     assert built == [(True, 4, True), (False, 0, False)]
+
+
+def test_a_holdout_is_the_last_training_images_and_one_too_large_is_refused(data_root, tmp_path):
+    """The grid search selects on held-out training images: the last `holdout` of the training set, never
+    seen in training, and the test set is not used; a holdout as large as the training set is one line."""
+    from rir.data import load_arrays
+    from rir.train import split, train
+
+    arrays = load_arrays(data_root, "cifar10")
+    n = len(arrays.train_labels)
+    (train_images, train_labels), (eval_images, eval_labels) = split(arrays, 0)
+    assert train_images is arrays.train_images and eval_images is arrays.test_images
+    (train_images, train_labels), (eval_images, eval_labels) = split(arrays, 100)
+    assert len(train_labels) == n - 100 and len(eval_labels) == 100
+    assert (eval_images == arrays.train_images[-100:]).all()
+    assert (train_images == arrays.train_images[:-100]).all()
+    cfg = TrainConfig(model="cnn_18", model_overrides={"width": 4}, data_root=str(data_root), holdout=n,
+                      epochs=1, device="cpu")
+    with pytest.raises(UserError, match=f"holdout={n}: the training set has only {n} images"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
