@@ -1,6 +1,6 @@
 """A simulated GPU box for the tests; rir/ knows nothing of it.
 
-`gpu_box_env(n)` (or the `gpu_box` fixture's monkeypatch form, `simulate(monkeypatch, n)`) puts
+`gpu_box_env(n)` (or, for the test process itself, `simulate(monkeypatch, n)`) puts
 tests/bin/gpubox first on PATH: its `nvidia-smi -L` lists $RIR_TEST_GPUS GPUs, so rir.gpu counts them with
 its real code, in the test process, in Snakemake's (the Snakefile's `gpu` resource) and in every job. The
 runs still train on this CPU-only torch: `install()` makes `rir.gpu.present_gpu_count`, which rir.device
@@ -39,8 +39,9 @@ def gpu_box_env(n_gpus: int, base: dict[str, str] | None = None) -> dict[str, st
 
 def simulate(monkeypatch, n_gpus: int) -> None:
     """This test process on a simulated box of `n_gpus` GPUs (undone with the monkeypatch)."""
-    for key, value in gpu_box_env(n_gpus).items():
-        monkeypatch.setenv(key, value)
+    environ = gpu_box_env(n_gpus)
+    for key in (GPUS_ENV, "PATH"):
+        monkeypatch.setenv(key, environ[key])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
@@ -71,16 +72,14 @@ def install() -> None:
         return 0 if os.environ.get(GPUS_ENV) else real_present()
 
     def acquire_gpu(runs_per_gpu=1, lock_dir=None, wait=True, poll_s=2.0, holder=None):
-        if not os.environ.get(LEASE_LOG) or not wait:
-            lease = real_acquire(runs_per_gpu, lock_dir=lock_dir, wait=wait, poll_s=poll_s, holder=holder)
-            waited = False
-        else:  # first without waiting, to know whether the run found every slot held
-            waited = False
+        lease, waited = None, False
+        if os.environ.get(LEASE_LOG) and wait:  # first without waiting, to know whether every slot was held
             try:
                 lease = real_acquire(runs_per_gpu, lock_dir=lock_dir, wait=False, holder=holder)
             except rir.gpu.GpuSlotsBusy:
-                lease = real_acquire(runs_per_gpu, lock_dir=lock_dir, wait=True, poll_s=poll_s, holder=holder)
                 waited = True
+        if lease is None:
+            lease = real_acquire(runs_per_gpu, lock_dir=lock_dir, wait=wait, poll_s=poll_s, holder=holder)
         if lease.leased:
             _log("acquired", lease, waited=waited, holder=holder)
             gate = os.environ.get(LEASE_GATE)

@@ -2,11 +2,11 @@
 
 A slice of the smoke profile (its 9 smallest training runs, cut to one epoch of 128 images so each run is
 mostly its start-up) runs through `snakemake --cores 16` on a simulated box of 8 GPUs (tests/gpubox.py: an
-nvidia-smi that lists 8) and no other flag. The
-smoke recipe's `threads: 1` is kept: 16 cores would then admit 16 jobs, so only the default `gpu` resource
-keeps the 9th from starting, and then waiting for a slot, while 8 hold one. The simulation's
-observers record every lease (slot, pid, monotonic time) in a log, and hold each run once it has its
-slot until a gate file exists: the test opens the gate only when 8 runs hold slots at the same moment, so
+nvidia-smi that lists 8) and no other flag. The smoke recipe's `threads: 1` is kept: 16 cores would then
+admit 16 jobs, so only the default `gpu` resource keeps the 9th from starting, and then waiting for a slot,
+while 8 hold one. The simulation's observers record every lease (slot, pid, monotonic time) in a log, and
+hold each run once it has its slot until a gate file exists: the test opens the gate only when 8 runs hold
+slots at the same moment, so
 "8 in flight at the peak" is an event the test saw, not a race it hoped to win. The runs themselves train on
 the CPU (torch has no CUDA here, and the smoke profile's data is synthetic).
 
