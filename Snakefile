@@ -99,9 +99,9 @@ for _family, _runs in USER_FAMILIES.items():
 
 
 onsuccess:
-    # DVC records what Snakemake made (rir.dvcgen.record): the profile's stage is committed when its target,
-    # the report, is up to date, so `dvc status` is clean and `dvc repro` runs nothing. Skipped outside a
-    # DVC repository.
+    # DVC records what Snakemake made (rir.dvcgen.record): the profile's stage, written on its first run
+    # here, is committed when its target, the report, is up to date, so `dvc status` is clean and `dvc
+    # repro` runs nothing. Skipped outside a DVC repository.
     shell(f"rir dvc --record {PROFILE} || echo 'warning: DVC did not record the results (rir dvc --record)'")
     # The console's last line: where the report is (at exit, after Snakemake's own closing lines).
     if os.path.exists(f"{REPORTS}/index.html"):

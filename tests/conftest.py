@@ -153,7 +153,8 @@ def _sliced(tmp_path_factory, by: str) -> Path:
 
     repo = fresh_copy(tmp_path_factory.mktemp(f"sliced-{by}"))
     cut_smoke_profile(repo)
-    if by == "dvc":
+    if by == "dvc":  # a start from DVC, as docs/workflow.md says: the profile's stage, then `dvc repro`
+        sh(repo, "rir", "dvc", "smoke")
         sh(repo, "dvc", "repro", SMOKE_DVC)
     else:
         snakemake(repo)
@@ -165,9 +166,9 @@ def _sliced(tmp_path_factory, by: str) -> Path:
 @pytest.fixture(scope="session")
 def sliced(tmp_path_factory) -> Path:
     """A slice of the smoke profile with short runs (tests/pipeline.py, `cut_smoke_profile`), made from
-    scratch by `dvc repro` of the smoke pipeline in a fresh copy of the working tree and committed to git
-    (dvc.lock and the .dvc files too), as a user's workspace is after a first run. Copy it before changing
-    it."""
+    scratch by `rir dvc smoke` and `dvc repro` of its pipeline in a fresh copy of the working tree and
+    committed to git (dvc.lock and the .dvc files too), as a user's workspace is after a first run. Copy it
+    before changing it."""
     return _sliced(tmp_path_factory, "dvc")
 
 

@@ -360,6 +360,18 @@ MUTANTS = [
       "    return max(recipe_threads or 1, (cores or 1) // gpu_slots)",
       "    return recipe_threads or max(1, (cores or 1) // gpu_slots)",
       "tests/test_gpu.py", "-k", "gpu_job_threads"),
+    # DVC's pipelines: a stage per profile used here, a user's own stage kept
+    m("dvcgen-a-gone-profiles-stage-kept", "rir/dvcgen.py",
+      "            if p in params[\"profiles\"]]", "            if p]",
+      "tests/test_config.py", "-k", "rir_dvc"),
+    m("dvcgen-the-users-own-stage-dropped", "rir/dvcgen.py",
+      "if name not in had}", "if name in had}", "tests/test_config.py", "-k", "rir_dvc"),
+    m("dvcgen-a-stage-for-every-profile", "rir/dvcgen.py",
+      "for p in ours(d)), *add])", "for p in ours(d)), *add, *params[\"profiles\"]])",
+      "tests/test_reruns.py", "-k", "no_stage_until"),
+    m("dvcgen-snakemakes-end-adds-no-stage", "rir/dvcgen.py",
+      "update_pipelines(params, root, [profile])", "update_pipelines(params, root)",
+      "tests/test_reruns.py", "-k", "bare_dvc"),
 ]
 
 

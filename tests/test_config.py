@@ -267,38 +267,67 @@ def test_committed_dvc_yaml_is_up_to_date():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_a_stale_pipeline_is_found_and_rewritten(tmp_path):
-    """`rir dvc --check` fails while any generated pipeline file is stale, naming it, and finds one that
-    params.yaml no longer makes; `rir dvc` rewrites them all and removes that one."""
-    from rir.dvcgen import pipeline_files
+def test_rir_dvc_adds_a_profiles_stage_keeps_the_users_own_and_drops_a_gone_profiles(tmp_path):
+    """A profile's pipeline exists once it is used here: `rir dvc --check` fails while one is stale or
+    belongs to a profile params.yaml no longer has; `rir dvc PROFILE` writes that profile's, rewrites the
+    stale one, removes the gone one, and keeps the user's own stage and plot in dvc.yaml beside the default
+    profile's stage."""
+    from rir.dvcgen import stage
 
-    params = load_params(ROOT / "params.yaml")
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    for name in pipeline_files(params):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, tmp_path / name)
-    smoke = tmp_path / "workflow/dvc/smoke/dvc.yaml"
-    smoke.write_text(smoke.read_text().replace("profile=smoke", "profile=paper"))
-    orphan = tmp_path / "workflow/dvc/gone/dvc.yaml"
-    orphan.parent.mkdir(parents=True)
-    orphan.write_text("stages: {}\n")
+    up = "../../.."
+    mine = {"stages": {"mine": {"cmd": "python mine.py", "deps": ["mine.py"], "outs": ["mine.txt"]}},
+            "plots": ["mine.csv"]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(mine))
+    stale = {**stage("smoke", up), "cmd": stage("smoke")["cmd"].replace("profile=smoke", "profile=paper")}
+    for profile, data in (("smoke", stale), ("gone", stage("gone", up))):
+        path = tmp_path / f"workflow/dvc/{profile}/dvc.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(yaml.safe_dump({"stages": {profile: data}}))
     cmd = [sys.executable, "-m", "rir", "dvc", "--params", str(tmp_path / "params.yaml"),
            "--root", str(tmp_path)]
     proc = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"{smoke} is stale" in proc.stdout and f"{orphan} is stale" in proc.stdout, proc.stdout
-    assert subprocess.run(cmd, capture_output=True).returncode == 0
-    assert smoke.read_text() == (ROOT / "workflow/dvc/smoke/dvc.yaml").read_text() and not orphan.exists()
+    for name in ("dvc.yaml", "workflow/dvc/smoke/dvc.yaml", "workflow/dvc/gone/dvc.yaml"):
+        assert f"{tmp_path / name} is stale" in proc.stdout, proc.stdout
+    assert subprocess.run([*cmd, "laptop", "paper"], capture_output=True).returncode == 0
+    assert not (tmp_path / "workflow/dvc/gone/dvc.yaml").exists()
+    for profile in ("smoke", "laptop"):
+        assert yaml.safe_load((tmp_path / f"workflow/dvc/{profile}/dvc.yaml").read_text()) == {
+            "stages": {profile: stage(profile, up)}, "plots": [f"{up}/reports/{profile}/figures"]}
+    top = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
+    assert top == {"stages": {**mine["stages"], "paper": stage("paper")},
+                   "plots": ["mine.csv", "reports/paper/figures"]}, top
+    assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
 
 
-def test_each_profile_is_one_dvc_stage_that_runs_snakemake_for_it():
-    """DVC runs Snakemake, the one orchestrator (rir.dvcgen): a stage per profile, on the workflow's code and
-    params.yaml, whose metrics are the file `rir report tables` writes for the profile."""
+@pytest.mark.parametrize(("args", "text", "said"), [
+    (["nope"], "stages: {}\n", "nope"),
+    ([], "stages: [a, b]\n", "is not a DVC pipeline"),
+    ([], "stages: {a: [unclosed\n", "is not valid YAML"),
+])
+def test_rir_dvc_refuses_an_unknown_profile_or_a_broken_dvc_yaml_in_one_line(tmp_path, args, text, said):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "rir", "dvc", "--params", str(tmp_path / "params.yaml"),
+                           "--root", str(tmp_path), *args], capture_output=True, text=True)
+    assert proc.returncode == 2 and said in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert (tmp_path / "dvc.yaml").read_text() == text
+
+
+def test_each_profile_is_one_dvc_stage_that_runs_snakemake_for_it(tmp_path):
+    """DVC runs Snakemake, the one orchestrator (rir.dvcgen): a stage per profile, in dvc.yaml for the default
+    profile and in its own pipeline file for the others, on the workflow's code and params.yaml, whose
+    metrics are the file `rir report tables` writes for the profile."""
     from rir.dvcgen import pipeline_file
 
     params = load_params(ROOT / "params.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    subprocess.run([sys.executable, "-m", "rir", "dvc", *params["profiles"], "--params",
+                    str(tmp_path / "params.yaml"), "--root", str(tmp_path)], check=True, capture_output=True)
+    assert pipeline_file(params, params["profile"]) == "dvc.yaml"
     for profile in params["profiles"]:
-        stages = yaml.safe_load((ROOT / pipeline_file(params, profile)).read_text())["stages"]
+        stages = yaml.safe_load((tmp_path / pipeline_file(params, profile)).read_text())["stages"]
         assert list(stages) == [profile]
         assert stages[profile]["cmd"] == (f"rir dvc --restore {profile} && "
                                           f"snakemake --cores all --config profile={profile}")

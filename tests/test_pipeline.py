@@ -69,8 +69,10 @@ def test_every_smoke_run_learns_the_synthetic_task(snakemade):
 
 
 def test_after_snakemake_dvc_sees_nothing_to_rerun(snakemade):
-    """Snakemake's end added what it made to DVC and recorded the profile's stage in dvc.lock."""
+    """Snakemake's end wrote the profile's stage (its first run here), added what it made to DVC and recorded
+    the stage in dvc.lock: bare `dvc status` is clean (the profiles never run here have no stage)."""
     assert not dvc_changed(snakemade)
+    assert sh(snakemade, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
     assert dvc_ran(sh(snakemade, "dvc", "repro", "--dry", SMOKE_DVC).stdout) == set()
     assert {p.name for p in (snakemade / "results/smoke").glob("*.dvc")} >= {"runs.dvc", "stamps.dvc",
                                                                              "evaluations.dvc", "tables.dvc"}

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from faults import FAULT_ENV, FAULT_FLAG_ENV, fault_env
 from gpubox import GPUS_ENV, gpu_box_env
-from pipeline import SHORT_RUNS, copy_worktree, cut_smoke_profile, sh
+from pipeline import SHORT_RUNS, copy_worktree, cut_smoke_profile
 
 from rir.gpu import LOCK_DIR, RUNS_PER_GPU
 
@@ -220,7 +220,6 @@ def cut_to_slurm_slice(repo: Path) -> None:
     params = yaml.safe_load(path.read_text())
     params["profiles"]["smoke"].update(SLURM_SLICE)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(repo, "rir", "dvc", "--params", str(path), "--root", str(repo))
 
 
 def minutes(record: dict[str, str]) -> int:
