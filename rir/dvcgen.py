@@ -29,7 +29,10 @@ reports/<profile>.dvc, results/<profile>/<folder>.dvc), which `record` runs when
   fills a `--temp` or `--queue` experiment's copy with its pipeline's dependencies only, and these are not
   the stage's dependencies), so Snakemake there trains what is new, not everything;
 - after a `snakemake` of the user's, `record` also commits the stage to dvc.lock once the profile's report
-  is up to date, so `dvc status` is clean and `dvc repro` runs nothing.
+  is up to date, so `dvc status` is clean and `dvc repro` runs nothing;
+- .dvc/config sets `core.autostage`, so the `.dvc` files `record` writes are staged in git: an experiment
+  commits only what git tracks or has staged, and one run where nobody committed would otherwise lose
+  its results' pointers (`dvc exp apply` would bring back its params but not its runs).
 A stage is told from a user's own by its command: `rir dvc` rewrites the profiles' stages that are stale,
 drops those of profiles params.yaml no longer has, and leaves every other stage as it is.
 

@@ -1,11 +1,11 @@
 """Mutation harness: plant each bug of a list, one at a time, in a scratch copy, and check the tests catch it.
 
-A mutant is one exact text replacement in one file of the `rir` package (it must occur exactly once, so a
-mutant that no longer matches the code fails loudly instead of testing nothing) and the tests that cover that
-module. Each mutant runs in its own copy of the working tree (the files git tracks or would track, as a fresh
-clone has them), with PYTHONPATH pointing at the copy so subprocesses and Snakemake jobs import the mutant
-too. A mutant is killed when its tests fail (pytest exit 1), survived when they pass; anything else (a
-collection error, a timeout) is reported as an error, never as killed.
+A mutant is one exact text replacement in one file of the `rir` package or the project's settings (it must
+occur exactly once, so a mutant that no longer matches the code fails loudly instead of testing nothing) and
+the tests that cover that module. Each mutant runs in its own copy of the working tree (the files git tracks
+or would track, as a fresh clone has them), with PYTHONPATH pointing at the copy so subprocesses and Snakemake
+jobs import the mutant too. A mutant is killed when its tests fail (pytest exit 1), survived when they pass;
+anything else (a collection error, a timeout) is reported as an error, never as killed.
 
     python3 tests/mutants.py                 # every mutant, each with its own test selection
     python3 tests/mutants.py --all           # every mutant against the whole fast suite (-m "not slow")
@@ -372,6 +372,8 @@ MUTANTS = [
     m("dvcgen-snakemakes-end-adds-no-stage", "rir/dvcgen.py",
       "update_pipelines(params, root, [profile])", "update_pipelines(params, root)",
       "tests/test_reruns.py", "-k", "bare_dvc"),
+    m("dvc-config-no-autostage", ".dvc/config", "    autostage = true", "    autostage = false",
+      "tests/test_reruns.py", "-k", "value_edit_trained_by_dvc"),
 ]
 
 

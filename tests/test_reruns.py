@@ -78,10 +78,14 @@ def append(path: Path, text: str) -> None:
 
 
 def test_a_value_edit_trained_by_dvc_is_never_trained_again_by_snakemake(sliced_by_snakemake, tmp_path):
-    """From a workspace Snakemake made: `dvc repro` of the smoke pipeline takes up an edit that enters every
-    run (it runs Snakemake, which retrains them); then `snakemake -n` plans nothing, and DVC has nothing to
-    redo. An edit that enters no smoke run (the paper's epochs) retrains nothing in either tool."""
+    """From a workspace Snakemake made and nobody committed: `dvc repro` of the smoke pipeline takes up an
+    edit that enters every run (it runs Snakemake, which retrains them); then `snakemake -n` plans nothing,
+    and DVC has nothing to redo. An edit that enters no smoke run (the paper's epochs) retrains nothing in
+    either tool. That state saved as an experiment, another trained, and the first applied again: its runs
+    come back and Snakemake trains none (DVC stages the .dvc files it writes, `core.autostage`, so an
+    experiment carries them although git never saw them)."""
     repo = copy(sliced_by_snakemake, tmp_path / "repo")
+    sh(repo, "git", "reset", "-q", "--mixed", "HEAD~1")  # the fixture's commit undone: files never committed
     runs = smoke_runs(repo)
     edit(repo, lambda p: p["recipe"].update(epochs=80))  # the smoke profile sets its own
     assert planned_training(repo) == []
@@ -94,6 +98,13 @@ def test_a_value_edit_trained_by_dvc_is_never_trained_again_by_snakemake(sliced_
     assert all(momentum_of(repo, run) == 0.8 for run in runs)
     assert planned_jobs(repo) == {}
     assert not dvc_changed(repo)
+
+    sh(repo, "dvc", "exp", "save", "-n", "m08")
+    proc = sh(repo, "dvc", "exp", "run", "-n", "m07", "-S", "recipe.momentum=0.7", SMOKE_DVC)
+    assert trained(output(proc)) == runs, output(proc)[-3000:]
+    sh(repo, "dvc", "exp", "apply", "m08")
+    assert all(momentum_of(repo, run) == 0.8 for run in runs)
+    assert planned_training(repo) == []
 
 
 def test_a_value_edit_trained_by_snakemake_is_recorded_in_dvc_and_survives_git_and_dvc_checkout(sliced,
