@@ -112,8 +112,8 @@ def ours(data: dict[str, Any]) -> list[str]:
 
 
 def pipeline(data: dict[str, Any], profiles: list[str], up: str = "") -> dict[str, Any]:
-    """The pipeline `data` becomes with the stages of `profiles` (in this order) for those it had, and
-    everything else in it (a user's stages, plots, ...) kept."""
+    """The pipeline `data` becomes when its profiles' stages and figures are replaced by those of `profiles`
+    (in this order), and everything else in it (a user's stages, plots, ...) is kept."""
     had = ours(data)
     stages = {name: st for name, st in (data.get("stages") or {}).items() if name not in had}
     stages.update({p: stage(p, up) for p in profiles})
