@@ -90,12 +90,12 @@ def stage(profile: str, up: str = "") -> dict[str, Any]:
     }
 
 
-def read_pipeline(path: Path) -> dict[str, Any]:
-    """A pipeline file as data ({} when there is none). Not a pipeline: ValueError, one line."""
-    if not path.is_file():
+def read_pipeline(path: Path, text: str | None) -> dict[str, Any]:
+    """A pipeline file's text (None: there is none) as data. Not a pipeline: ValueError, one line."""
+    if text is None:
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:
@@ -130,7 +130,9 @@ def stale_pipelines(params: dict[str, Any], root: str | Path = ".",
     differs. The profiles kept are those with a stage here (used here) and `add`, that params.yaml has."""
     root = Path(root)
     found = [PIPELINE, *(p.relative_to(root).as_posix() for p in sorted(root.glob(f"{DVC_DIR}/*/dvc.yaml")))]
-    data = {name: read_pipeline(root / name) for name in found}
+    texts = {name: (root / name).read_text(encoding="utf-8") if (root / name).is_file() else None
+             for name in found}
+    data = {name: read_pipeline(root / name, text) for name, text in texts.items()}
     used = [p for p in dict.fromkeys([*(p for d in data.values() for p in ours(d)), *add])
             if p in params["profiles"]]
     for p in used:
@@ -140,7 +142,7 @@ def stale_pipelines(params: dict[str, Any], root: str | Path = ".",
         up = os.path.relpath(".", os.path.dirname(name)) if name != PIPELINE else ""
         new = pipeline(old, [p for p in used if pipeline_file(params, p) == name], up)
         text = HEADER + yaml.safe_dump(new, sort_keys=False) if name == PIPELINE or new["stages"] else None
-        if text != ((root / name).read_text(encoding="utf-8") if (root / name).is_file() else None):
+        if text != texts.get(name):
             changes[name] = text
     return changes
 
@@ -186,9 +188,9 @@ def restore(profile: str, root: str | Path = ".") -> str:
 
 def record(params: dict[str, Any], profile: str, root: str | Path = ".") -> str:
     """Version what Snakemake made of a profile: `dvc add` its folders (file links left as they are, so
-    Snakemake's file times stand), and outside a DVC stage, add the profile's stage to dvc.yaml (its first
-    run here) and commit it to dvc.lock when its report is up to date. Returns what was done, in one line.
-    Nothing outside a DVC repository."""
+    Snakemake's file times stand), and outside a DVC stage, write the profile's stage into its pipeline
+    file (its first run here) and commit it to dvc.lock when its report is up to date. Returns what was
+    done, in one line. Nothing outside a DVC repository."""
     root = Path(root)
     if not _dvc_repository(root):
         return "no DVC repository here: nothing recorded"
